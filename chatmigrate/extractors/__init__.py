@@ -1,0 +1,62 @@
+"""Extractors: one per source form, found through the `chatmigrate.extractors` entry-point group.
+
+The contract (every built-in and third-party extractor):
+- class attributes `name` (the entry-point name and the `--from` value, e.g. "slack-export") and
+  `source` (e.g. "slack");
+- `classmethod detect(location) -> bool`: cheap, reads at most a few KB, never raises on a foreign input;
+- `__init__(location, options)`; `scope` (the workspace/team/server the data belongs to);
+- `records(since=None) -> Iterator[Item]` in DESIGN's stream order: teams, users, channels, emoji, then
+  messages grouped by channel ascending by (created_at, id), a `Checkpoint` after each channel;
+  records that cannot be converted come out as `Unreadable`, deliberate omissions as `Skipped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import ClassVar, Protocol
+
+from chatmigrate.errors import UsageError
+from chatmigrate.model import Item
+
+GROUP = "chatmigrate.extractors"
+
+
+class Extractor(Protocol):
+    name: ClassVar[str]
+    source: ClassVar[str]
+
+    @classmethod
+    def detect(cls, location: str) -> bool: ...
+
+    def __init__(self, location: str, options: Mapping[str, str] | None = None) -> None: ...
+
+    @property
+    def scope(self) -> str: ...
+
+    def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]: ...
+
+
+def registered() -> dict[str, EntryPoint]:
+    """Every installed extractor by name (built-ins are registered the same way as plugins)."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load(name: str) -> type[Extractor]:
+    found = registered()
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none (is chatmigrate installed with `pip install -e .`?)"
+        raise UsageError(f"unknown source {name!r}; known: {known}")
+    return found[name].load()
+
+
+def detect(location: str) -> type[Extractor]:
+    """The one extractor that recognises `location`; a clear error when none or several do."""
+    matches = [cls for cls in (ep.load() for ep in registered().values()) if cls.detect(location)]
+    if not matches:
+        raise UsageError(f"{location}: not a source chatmigrate recognises (a Slack export zip or folder, a "
+                         "Mattermost bulk export, a Rocket.Chat mongodump); name the form with --from")
+    if len(matches) > 1:
+        names = ", ".join(sorted(m.name for m in matches))
+        raise UsageError(f"{location}: looks like several sources ({names}); choose one with --from")
+    return matches[0]

@@ -1,0 +1,181 @@
+"""Reading export archives safely and in a streaming way: a zip or a folder behind one interface,
+JSON arrays element by element with line numbers, JSON lines with line numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from chatmigrate.errors import InputError
+
+
+class ExportFiles:
+    """The members of an export, whether it is a zip (read in place, never unpacked) or a folder.
+
+    Member names are POSIX paths relative to the export root. Members that would escape the root
+    (`..`, absolute paths, symlinks out of a folder) are refused with InputError when opened and
+    listed in `unsafe` so the caller can report them.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.path = Path(location)
+        self.unsafe: list[str] = []
+        self._zip: zipfile.ZipFile | None = None
+        self._prefix = ""
+        if self.path.is_dir():
+            self._names = self._folder_names()
+        elif zipfile.is_zipfile(self.path):
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+                self._names = self._zip_names()
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise InputError(f"cannot read the zip archive ({exc}); is the download complete?",
+                                 location=location) from exc
+        elif self.path.exists():
+            raise InputError("neither a folder nor a zip archive", location=location)
+        else:
+            raise InputError("no such file or folder", location=location)
+        self._strip_common_root()
+
+    def _folder_names(self) -> list[str]:
+        root = self.path.resolve()
+        names: list[str] = []
+        for dirpath, _dirs, files in os.walk(self.path, followlinks=False):
+            for file in files:
+                full = Path(dirpath, file)
+                rel = full.relative_to(self.path).as_posix()
+                if full.is_symlink() and not full.resolve().is_relative_to(root):
+                    self.unsafe.append(rel)
+                    continue
+                names.append(rel)
+        return sorted(names)
+
+    def _zip_names(self) -> list[str]:
+        assert self._zip is not None
+        names: list[str] = []
+        for info in self._zip.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            parts = PurePosixPath(name).parts
+            is_symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
+            if name.startswith(("/", "\\")) or ".." in parts or ":" in (parts[0] if parts else "") or is_symlink:
+                self.unsafe.append(name)
+                continue
+            names.append(name)
+        return names
+
+    def _strip_common_root(self) -> None:
+        # Zips made by "compress folder" hold everything under one top folder; look inside it.
+        tops = {n.split("/", 1)[0] for n in self._names}
+        if len(tops) == 1 and all("/" in n for n in self._names):
+            self._prefix = tops.pop() + "/"
+            self._names = [n[len(self._prefix):] for n in self._names]
+
+    def names(self) -> list[str]:
+        return self._names
+
+    def exists(self, name: str) -> bool:
+        return name in self._name_set
+
+    @property
+    def _name_set(self) -> set[str]:
+        cached = getattr(self, "_names_cache", None)
+        if cached is None:
+            cached = set(self._names)
+            self._names_cache = cached
+        return cached
+
+    def describe(self, name: str) -> str:
+        """How a member is cited in messages: `export.zip:general/2019-01-03.json`."""
+        return f"{self.path.name}:{name}" if self._zip else name
+
+    def size(self, name: str) -> int:
+        if self._zip is not None:
+            return self._zip.getinfo(self._prefix + name).file_size
+        return (self.path / name).stat().st_size
+
+    def open(self, name: str) -> IO[bytes]:
+        if not self.exists(name):
+            raise InputError("not found in the export, or refused because its path escapes the export",
+                             location=self.describe(name))
+        try:
+            if self._zip is not None:
+                return self._zip.open(self._prefix + name)
+            return (self.path / name).open("rb")
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(f"cannot read ({exc}); the archive may be truncated or corrupt",
+                             location=self.describe(name)) from exc
+
+    def read_bytes(self, name: str) -> bytes:
+        with self.open(name) as handle:
+            try:
+                return handle.read()
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise InputError(f"cannot read ({exc}); the archive may be truncated or corrupt",
+                                 location=self.describe(name)) from exc
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+_decoder = json.JSONDecoder()
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _line_at(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def iter_json_array(data: bytes, where: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line, element) for each element of a JSON array document, failing with file:line.
+
+    Elements are decoded one by one, so each keeps the line it starts on (for rejects and errors).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}); re-export the file", location=where) from exc
+    pos = _skip_space(text, 0)
+    if pos == len(text):
+        return
+    if text[pos] != "[":
+        raise InputError("expected a JSON array", location=f"{where}:{_line_at(text, pos)}")
+    pos = _skip_space(text, pos + 1)
+    line, line_pos = 1, 0
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        try:
+            element, end = _decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON ({exc.msg})", location=f"{where}:{exc.lineno}") from exc
+        line += text.count("\n", line_pos, pos)
+        line_pos = pos
+        yield line, element
+        pos = _skip_space(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_space(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]":
+            return
+        raise InputError("invalid JSON (expected ',' or ']' between array elements; truncated file?)",
+                         location=f"{where}:{_line_at(text, pos)}")
+
+
+def iter_json_lines(handle: IO[bytes], where: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw line) of a JSON-lines stream, skipping blank lines."""
+    for number, raw in enumerate(handle, start=1):
+        if raw.strip():
+            yield number, raw

@@ -1,0 +1,77 @@
+"""SQLite target: executemany upserts of pre-shaped tuples in large WAL transactions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from chatmigrate.loaders import Loader
+from chatmigrate.loaders._batching import Limits
+from chatmigrate.loaders.rows import COLUMNS, Row, key_columns
+
+# SQLAlchemy's own text form for DateTime on SQLite, so rows read back through Core as datetimes.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_time(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(_SQLITE_TIME)
+    return value
+
+
+class SqliteLoader(Loader):
+    # executemany binds one row at a time, so only the row count per call matters.
+    limits: ClassVar[Limits] = Limits(max_rows=50_000)
+
+    def __init__(self, url: str, *, prefix: str = "cm_") -> None:
+        super().__init__(url, prefix=prefix)
+        self._sql: dict[str, str] = {}
+        self._time_columns = {
+            table: [i for i, c in enumerate(cols) if c.endswith("_at")] for table, cols in COLUMNS.items()
+        }
+
+    def create_engine(self, url: str) -> sa.Engine:
+        engine = sa.create_engine(url)
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            # WAL + NORMAL: durable at each commit boundary that matters to us, several times faster.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+
+    def _upsert_sql(self, table: str) -> str:
+        if table not in self._sql:
+            cols = COLUMNS[table]
+            keys = key_columns(table)
+            name = self.table(table).name
+            updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in keys)
+            self._sql[table] = (
+                f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} "
+                f"WHERE {name}.row_hash <> excluded.row_hash"
+            )
+        return self._sql[table]
+
+    def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        time_columns = self._time_columns[table]
+        if time_columns:
+            rows = [_adapt(row, time_columns) for row in rows]
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(self._upsert_sql(table), rows)
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
+
+
+def _adapt(row: Row, time_columns: list[int]) -> Row:
+    values = list(row)
+    for i in time_columns:
+        values[i] = _sqlite_time(values[i])
+    return tuple(values)
