@@ -1,0 +1,254 @@
+"""The command line: a thin click layer, and the only place exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+import sqlalchemy as sa
+
+from chatmigrate import __version__, extractors, pipeline
+from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
+from chatmigrate.loaders import DEFAULT_TARGET, loader_for
+from chatmigrate.redact import redact
+from chatmigrate.validate import ValidationOptions
+from chatmigrate.validate.rules import rule
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"chatmigrate: error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def speaks_errors(func: F) -> F:
+    """Turn every failure into one redacted line on stderr and a meaningful exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ChatmigrateError as exc:
+            _fail(str(exc), exc.exit_code)
+        except sa.exc.OperationalError as exc:
+            _fail(f"cannot reach or write the target database: {str(exc.orig).strip().splitlines()[0]}", EXIT_USAGE)
+        except sa.exc.SQLAlchemyError as exc:
+            _fail(f"the target database refused the data: {str(exc).splitlines()[0]}", EXIT_USAGE)
+        except KeyboardInterrupt:
+            _fail("interrupted; committed batches are kept, run the same command again to resume", 130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                traceback.print_exc()
+            _fail(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details and "
+                  "please report it)", 3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _options_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE (e.g. --option scope=acme)")
+        options[key.strip()] = value
+    return options
+
+
+def _extractor(location: str, source: str | None, option: tuple[str, ...]) -> extractors.Extractor:
+    cls = extractors.load(source) if source else extractors.detect(location)
+    return cls(location, _options_map(option))
+
+
+def _progress(json_output: bool, quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+source_argument = click.argument("location", metavar="PATH_OR_URL")
+from_option = click.option("--from", "source", metavar="NAME",
+                           help="Source form (see `chatmigrate sources`); detected when omitted.")
+extractor_options = click.option("--option", "-o", "option", multiple=True, metavar="KEY=VALUE",
+                                 help="Extractor option, e.g. -o scope=acme (repeatable).")
+json_option = click.option("--json", "json_output", is_flag=True, help="Print one JSON object for scripts.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+def _validation_options(func: F) -> F:
+    func = click.option("--max-errors", type=click.IntRange(min=1), metavar="N",
+                        help="Stop after N rejected records.")(func)
+    func = click.option("--max-text", type=click.IntRange(min=1), default=16_383, show_default=True,
+                        help="Warn about message text longer than this many characters.")(func)
+    func = click.option("--require-email", is_flag=True,
+                        help="Reject users without an email (for targets that need one).")(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chatmigrate")
+@click.option("--debug", is_flag=True, help="Show a traceback on internal errors.")
+def main(debug: bool) -> None:
+    """Move chat history out of Slack, Mattermost and Rocket.Chat into a SQL database you control.
+
+    \b
+    Example:
+      chatmigrate migrate slack-export.zip                  # into ./chatmigrate.db
+      chatmigrate validate slack-export.zip --json          # dry run, nothing written
+    """
+
+
+@main.command()
+@json_option
+@speaks_errors
+def sources(json_output: bool) -> None:
+    """List the installed source forms (extractors).
+
+    \b
+    Example:
+      chatmigrate sources --json
+    """
+    found = []
+    for name, entry in sorted(extractors.registered().items()):
+        cls = entry.load()
+        found.append({"name": name, "source": cls.source, "module": entry.value,
+                      "doc": ((cls.__module__ and sys.modules[cls.__module__].__doc__) or "").strip().split("\n")[0]})
+    if json_output:
+        _emit_json({"sources": found})
+        return
+    for item in found:
+        click.echo(f"{item['name']:<20} {item['doc']}")
+
+
+@main.command()
+@source_argument
+@from_option
+@extractor_options
+@json_option
+@quiet_option
+@speaks_errors
+def inspect(location: str, source: str | None, option: tuple[str, ...], json_output: bool, quiet: bool) -> None:
+    """Show what an export holds: detected form, counts per kind, date range.
+
+    \b
+    Example:
+      chatmigrate inspect samples/slack
+    """
+    extractor = _extractor(location, source, option)
+    found = pipeline.inventory(extractor, location, _progress(json_output, quiet))
+    if json_output:
+        _emit_json(found.as_json())
+        return
+    click.echo(f"{location}: {found.source} (scope {found.scope})")
+    for kind, n in found.counts.items():
+        click.echo(f"  {kind:<10} {n:>10,}")
+    if found.unreadable or found.skipped:
+        click.echo(f"  unreadable {found.unreadable:,}, skipped {found.skipped:,} (run `validate` for details)")
+    if found.first_at:
+        click.echo(f"  messages from {found.first_at:%Y-%m-%d %H:%M} to {found.last_at:%Y-%m-%d %H:%M} UTC")
+
+
+def _print_summary(result: pipeline.RunResult) -> None:
+    verb = "would load" if result.dry_run else "loaded"
+    click.echo(f"{result.command}: {result.location} ({result.source})"
+               + (f" → {result.target}" if result.target else " (dry run: nothing written)"), err=True)
+    click.echo(f"  {'kind':<10} {'read':>9} {'added':>7} {verb:>10} {'rejected':>9} {'skipped':>8}", err=True)
+    for kind, c in result.counts.items():
+        if any(c.values()):
+            click.echo(f"  {kind:<10} {c['read']:>9,} {c['added']:>7,} {c['loaded']:>10,} {c['rejected']:>9,} "
+                       f"{c['skipped']:>8,}", err=True)
+    for code, n in sorted(result.sink.counts.items()):
+        entry = rule(code)
+        example = result.sink.examples[code][0]
+        where = f" at {example.location}" if example.location else ""
+        click.echo(f"  {code} {entry.name} ({entry.severity}): {n:,} — e.g. {example.message}{where}", err=True)
+    if result.sink.wrote_rejects:
+        click.echo(f"  rejected records written to {result.sink.rejects_path}", err=True)
+    if not result.dry_run:
+        click.echo(f"  rows inserted or changed: {result.rows_written:,}", err=True)
+
+
+def _finish(result: pipeline.RunResult, json_output: bool) -> None:
+    code = EXIT_FINDINGS if result.errors else EXIT_OK
+    if json_output:
+        _emit_json({**result.as_json(), "exit_code": code})
+    else:
+        _print_summary(result)
+    sys.exit(code)
+
+
+@main.command()
+@source_argument
+@from_option
+@extractor_options
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write rejected records (JSON lines) to this file.")
+@_validation_options
+@json_option
+@quiet_option
+@speaks_errors
+def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None,
+             max_errors: int | None, max_text: int, require_email: bool, json_output: bool, quiet: bool) -> None:
+    """Dry run: read and check everything, write nothing (exit 1 when records would be rejected).
+
+    \b
+    Example:
+      chatmigrate validate export.zip --rejects rejects.jsonl
+    """
+    extractor = _extractor(location, source, option)
+    options = pipeline.RunOptions("validate", location, rejects, max_errors, _progress(json_output, quiet),
+                                  ValidationOptions(max_text=max_text, require_email=require_email))
+    _finish(pipeline.run(extractor, None, options), json_output)
+
+
+@main.command()
+@source_argument
+@from_option
+@extractor_options
+@click.option("--to", "target", envvar="CHATMIGRATE_TARGET_URL", default=DEFAULT_TARGET, show_default=True,
+              metavar="URL", help="Target database URL (or CHATMIGRATE_TARGET_URL): sqlite:///file.db, "
+              "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=Path("chatmigrate-rejects.jsonl"),
+              show_default=True, help="Where rejected records go (written only when there are some).")
+@click.option("--strict", is_flag=True, help="Validate first; write nothing if any record would be rejected.")
+@click.option("--prefix", default="cm_", show_default=True, help="Table name prefix in the target.")
+@_validation_options
+@json_option
+@quiet_option
+@speaks_errors
+def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
+            strict: bool, prefix: str, max_errors: int | None, max_text: int, require_email: bool,
+            json_output: bool, quiet: bool) -> None:
+    """Migrate an export (or live server) into the target database; safe to re-run.
+
+    Loads every valid record, writes rejected ones to the rejects file, exits 1 if any were rejected.
+
+    \b
+    Example:
+      chatmigrate migrate export.zip --to postgresql+psycopg://chat@db/chat
+    """
+    validation = ValidationOptions(max_text=max_text, require_email=require_email)
+    progress = _progress(json_output, quiet)
+    if strict:
+        check = pipeline.run(_extractor(location, source, option), None,
+                             pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation))
+        if check.errors:
+            _finish(check, json_output)
+    loader = loader_for(target, prefix=prefix)
+    try:
+        options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation)
+        result = pipeline.run(_extractor(location, source, option), loader, options)
+    finally:
+        loader.close()
+    _finish(result, json_output)

@@ -1,0 +1,202 @@
+"""The pipeline runner (DESIGN §1): extract → validate → load, with progress and accounting.
+
+It owns what no single stage can know: counting every record read, rejected, skipped, added
+(placeholders) and loaded per kind, and checking `read + added = loaded + rejected + skipped` at the
+end of every run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from chatmigrate.errors import ChatmigrateError
+from chatmigrate.extractors import Extractor
+from chatmigrate.loaders import Loader, RunInfo
+from chatmigrate.model import RECORD_KINDS, Checkpoint, Item, Message, Skipped, Unreadable, nested_counts
+from chatmigrate.validate import Accounting, ValidationOptions, Validator
+from chatmigrate.validate.findings import FindingSink
+
+COUNT_COLUMNS = ("read", "added", "loaded", "rejected", "skipped")
+
+
+class AccountingError(ChatmigrateError):
+    """The run lost track of records: a bug, reported loudly rather than hidden."""
+
+
+@dataclass
+class RunResult:
+    command: str
+    source: str
+    location: str
+    target: str | None
+    dry_run: bool
+    counts: dict[str, dict[str, int]]
+    sink: FindingSink
+    rows_written: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    per_channel: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return self.sink.errors
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command": self.command, "source": self.source, "location": self.location, "target": self.target,
+            "dry_run": self.dry_run, "counts": self.counts, "rows_written": self.rows_written,
+            "findings": dict(sorted(self.sink.counts.items())),
+            "rejects_file": str(self.sink.rejects_path) if self.sink.wrote_rejects else None,
+            "first_message_at": self.first_at.isoformat() if self.first_at else None,
+            "last_message_at": self.last_at.isoformat() if self.last_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    command: str
+    location: str
+    rejects_path: Path | None = None
+    max_errors: int | None = None
+    progress: bool = True
+    validation: ValidationOptions = field(default_factory=ValidationOptions)
+
+
+class _Tally:
+    """Counts records by kind as they pass one point of the stream."""
+
+    def __init__(self) -> None:
+        self.by_kind: dict[str, int] = dict.fromkeys(RECORD_KINDS, 0)
+        self.first_at: datetime | None = None
+        self.last_at: datetime | None = None
+
+    def add(self, item: Any) -> None:
+        kind = getattr(item, "record_kind", None)
+        if kind is None:
+            return
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        if isinstance(item, (Unreadable, Skipped)):
+            return
+        for nested, n in nested_counts(item).items():
+            self.by_kind[nested] += n
+        if isinstance(item, Message):
+            if self.first_at is None or item.created_at < self.first_at:
+                self.first_at = item.created_at
+            if self.last_at is None or item.created_at > self.last_at:
+                self.last_at = item.created_at
+
+
+def _tallied(items: Iterator[Item], tally: _Tally) -> Iterator[Item]:
+    for item in items:
+        tally.add(item)
+        yield item
+
+
+def _with_progress(items: Iterator[Item], enabled: bool, label: str) -> Iterator[Item]:
+    bar = tqdm(desc=label, unit=" msg", file=sys.stderr, disable=not enabled, mininterval=0.5, smoothing=0.1)
+    try:
+        for item in items:
+            if isinstance(item, Message):
+                bar.update(1)
+            yield item
+    finally:
+        bar.close()
+
+
+def _records_only(items: Iterator[Item], loaded: _Tally, per_channel: dict[str, int]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, Checkpoint):
+            yield item
+            continue
+        loaded.add(item)
+        if isinstance(item, Message):
+            per_channel[item.channel_id] = per_channel.get(item.channel_id, 0) + 1
+        yield item
+
+
+def run(extractor: Extractor, loader: Loader | None, options: RunOptions) -> RunResult:
+    """Run one migration (`loader` given) or dry run (`loader` None). Writes only through `loader`."""
+    sink = FindingSink(options.rejects_path, options.max_errors)
+    accounting = Accounting()
+    read, loaded = _Tally(), _Tally()
+    per_channel: dict[str, int] = {}
+    if loader is not None:
+        loader.prepare()
+    since = loader.cursors(extractor.source, extractor.scope) if loader is not None else None
+    stream: Iterator[Item] = _tallied(extractor.records(since=since), read)
+    stream = Validator(sink, options.validation, accounting)(stream)
+    stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}")
+    records = _records_only(stream, loaded, per_channel)
+    status = "failed"
+    rows_written = 0
+    if loader is not None:
+        loader.start_run(RunInfo(options.command, extractor.name, options.location))
+    try:
+        if loader is not None:
+            rows_written = loader.load(records).rows_written
+        else:
+            for _ in records:
+                pass
+        status = "ok"
+    finally:
+        sink.close()
+        counts = _counts(read, loaded, accounting)
+        if loader is not None:
+            loader.finish_run(status if status != "ok" or not sink.errors else "rejects", counts)
+    _check_identity(counts)
+    return RunResult(options.command, extractor.name, options.location,
+                     loader.safe_url if loader is not None else None, loader is None, counts, sink, rows_written,
+                     read.first_at, read.last_at, per_channel)
+
+
+def _counts(read: _Tally, loaded: _Tally, accounting: Accounting) -> dict[str, dict[str, int]]:
+    kinds = [k for k in RECORD_KINDS] + sorted(set(read.by_kind) - set(RECORD_KINDS))
+    return {kind: {"read": read.by_kind.get(kind, 0), "added": accounting.added.get(kind, 0),
+                   "loaded": loaded.by_kind.get(kind, 0), "rejected": accounting.rejected.get(kind, 0),
+                   "skipped": accounting.skipped.get(kind, 0)} for kind in kinds}
+
+
+def _check_identity(counts: dict[str, dict[str, int]]) -> None:
+    for kind, c in counts.items():
+        if c["read"] + c["added"] != c["loaded"] + c["rejected"] + c["skipped"]:
+            raise AccountingError(
+                f"accounting does not balance for {kind}: read {c['read']} + added {c['added']} != loaded "
+                f"{c['loaded']} + rejected {c['rejected']} + skipped {c['skipped']}; please report this bug")
+
+
+@dataclass
+class Inventory:
+    source: str
+    location: str
+    scope: str
+    counts: dict[str, int]
+    first_at: datetime | None
+    last_at: datetime | None
+    unreadable: int
+    skipped: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "location": self.location, "scope": self.scope,
+                "counts": {k: {"read": v} for k, v in self.counts.items()}, "unreadable": self.unreadable,
+                "skipped": self.skipped,
+                "first_message_at": self.first_at.isoformat() if self.first_at else None,
+                "last_message_at": self.last_at.isoformat() if self.last_at else None}
+
+
+def inventory(extractor: Extractor, location: str, progress: bool = True) -> Inventory:
+    """Count what an export holds, per kind, and its date range; no validation, nothing written."""
+    tally = _Tally()
+    unreadable = skipped = 0
+    for item in _with_progress(extractor.records(), progress, f"inspect {extractor.name}"):
+        tally.add(item)
+        unreadable += isinstance(item, Unreadable)
+        skipped += isinstance(item, Skipped)
+    return Inventory(extractor.name, location, extractor.scope, tally.by_kind, tally.first_at, tally.last_at,
+                     unreadable, skipped)
