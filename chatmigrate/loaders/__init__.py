@@ -6,22 +6,34 @@ a dialect module declares its `Limits` and implements `upsert`, its fastest corr
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 
-from chatmigrate.errors import TargetError, UsageError
+from chatmigrate.errors import TargetError, TransientError, UsageError
 from chatmigrate.loaders._batching import Limits, PendingRows, statements
-from chatmigrate.loaders.rows import Row, rows_of
+from chatmigrate.loaders._clean import Cleaner, TextRules
+from chatmigrate.loaders.rows import COLUMNS, Row, rows_of
 from chatmigrate.loaders.schema import SCHEMA_VERSION, build_metadata
 from chatmigrate.model import Checkpoint, Record
 from chatmigrate.redact import redact
 
 DEFAULT_TARGET = "sqlite:///chatmigrate.db"
+TARGET_ENV = "CHATMIGRATE_TARGET_URL"
+T = TypeVar("T")
+
+
+def resolve_target_url(cli_value: str | None) -> str:
+    """The target: `--to` if given, else $CHATMIGRATE_TARGET_URL (keeps passwords out of shell
+    history and `ps`), else the default SQLite file. Passwords may also come from the drivers' own
+    files: ~/.pgpass for PostgreSQL, a MySQL option file (~/.my.cnf, or `?read_default_file=PATH`)."""
+    return cli_value or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
 
 
 @dataclass(slots=True)
@@ -31,6 +43,10 @@ class LoadStats:
     records: int = 0
     rows_written: int = 0
     commits: int = 0
+    # Transactions repeated after a transient failure (dropped connection, server restart).
+    retries: int = 0
+    # "table.column: repair" -> count; the originals are kept in the rows' props (see _clean.py).
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +59,12 @@ class RunInfo:
 class Loader:
     """Base of every dialect loader; subclasses set `limits` and implement `upsert`."""
 
-    limits: ClassVar[Limits]
+    limits: Limits
+    text_rules: ClassVar[TextRules] = TextRules()
     # Rows buffered before a commit: large enough to amortise a transaction, small enough for memory.
-    flush_rows: ClassVar[int] = 20_000
+    flush_rows: int = 20_000
+    # How long a transient failure (lost connection, server restart) is retried before giving up.
+    retry_seconds: float = 60.0
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
         self.url = url
@@ -54,6 +73,7 @@ class Loader:
         self.engine = self.create_engine(url)
         self.stats = LoadStats()
         self.run_id: str | None = None
+        self.cleaner = Cleaner({name: self.table(name) for name in COLUMNS}, self.text_rules)
 
     # -- dialect hooks -------------------------------------------------------------------------
     def create_engine(self, url: str) -> sa.Engine:
@@ -63,6 +83,20 @@ class Loader:
         """Insert or update `rows` of cm_<table> by key; return how many rows changed."""
         raise NotImplementedError
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """Is this driver error worth retrying (connection lost, server going away, deadlock)?
+
+        SQLAlchemy already knows some disconnect errors of each dialect; `transient_driver_error`
+        of the dialect module adds the rest (it sees the driver's own exception)."""
+        if isinstance(exc, sa.exc.DBAPIError):
+            if exc.connection_invalidated:
+                return True
+            exc = exc.orig
+        return self.transient_driver_error(exc)
+
+    def transient_driver_error(self, exc: BaseException) -> bool:
+        return False
+
     # -- shared machinery ---------------------------------------------------------------------
     def table(self, name: str) -> sa.Table:
         return self.metadata.tables[f"{self.prefix}{name}"]
@@ -71,8 +105,21 @@ class Loader:
     def safe_url(self) -> str:
         return redact(self.engine.url.render_as_string(hide_password=True))
 
+    def ddl(self) -> str:
+        """The CREATE statements `prepare` runs on an empty target, as SQL text for this dialect."""
+        dialect = self.engine.dialect
+        parts = []
+        for table in self.metadata.sorted_tables:
+            parts.append(str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip())
+            parts.extend(str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip()
+                         for index in sorted(table.indexes, key=lambda i: i.name or ""))
+        return ";\n\n".join(parts) + ";\n"
+
     def prepare(self) -> None:
         """Create the schema on first use; refuse a schema written by a newer chatmigrate."""
+        self._retrying("creating the schema", self._prepare)
+
+    def _prepare(self) -> None:
         with self.engine.begin() as conn:
             version_table = self.table("schema_version")
             if sa.inspect(conn).has_table(version_table.name):
@@ -87,28 +134,41 @@ class Loader:
                 conn.execute(version_table.insert().values(version=SCHEMA_VERSION, applied_at=_now()))
 
     def start_run(self, info: RunInfo) -> str:
-        self.run_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
-            conn.execute(self.table("runs").insert().values(
-                id=self.run_id, command=info.command, source=info.source, location=redact(info.location),
-                target=self.safe_url, started_at=_now(), status="running"))
-        return self.run_id
+        run_id = str(uuid.uuid4())
+
+        def insert() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(self.table("runs").insert().values(
+                    id=run_id, command=info.command, source=info.source, location=redact(info.location),
+                    target=self.safe_url, started_at=_now(), status="running"))
+
+        self._retrying("recording the run", insert)
+        self.run_id = run_id
+        return run_id
 
     def finish_run(self, status: str, counts: dict[str, Any]) -> None:
         if self.run_id is None:
             return
         runs = self.table("runs")
-        with self.engine.begin() as conn:
-            conn.execute(runs.update().where(runs.c.id == self.run_id)
-                         .values(finished_at=_now(), status=status, counts=counts))
+
+        def update() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(runs.update().where(runs.c.id == self.run_id)
+                             .values(finished_at=_now(), status=status, counts=counts))
+
+        self._retrying("recording the run", update)
 
     def cursors(self, source: str, scope: str) -> dict[str, str]:
         """The saved sync cursor of every channel of one source and scope."""
         state = self.table("sync_state")
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(state.c.channel_id, state.c.cursor)
-                                .where(state.c.source == source, state.c.scope == scope))
-            return {channel_id: cursor for channel_id, cursor in rows}
+
+        def read() -> dict[str, str]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(state.c.channel_id, state.c.cursor)
+                                    .where(state.c.source == source, state.c.scope == scope))
+                return {channel_id: cursor for channel_id, cursor in rows}
+
+        return self._retrying("reading sync cursors", read)
 
     def load(self, items: Iterable[Record | Checkpoint]) -> LoadStats:
         """Consume the stream; commit every `flush_rows` rows and at every checkpoint, with its cursor."""
@@ -118,23 +178,61 @@ class Loader:
                 self._flush(pending, item)
                 continue
             self.stats.records += 1
+            clean = self.cleaner.clean
             for table, row in rows_of(item):
-                pending.add(table, row)
+                pending.add(table, clean(table, row))
             if pending.full:
                 self._flush(pending, None)
         self._flush(pending, None)
         return self.stats
 
     def _flush(self, pending: PendingRows, checkpoint: Checkpoint | None) -> None:
+        """Write what is pending and the checkpoint's cursor in ONE transaction: the unit of retry.
+
+        A failure rolls the whole batch back, so a retry (or a re-run after a crash) repeats it from
+        scratch; deterministic ids make the repeat harmless."""
         if not pending.count and checkpoint is None:
             return
-        with self.engine.begin() as conn:
-            for table, rows in pending.drain():
-                for chunk in statements(rows, table, self.limits):
-                    self.stats.rows_written += self.upsert(conn, table, chunk)
-            if checkpoint is not None:
-                self._save_cursor(conn, checkpoint)
+        batch = list(pending.drain())
+
+        def write() -> int:
+            written = 0
+            with self.engine.begin() as conn:
+                for table, rows in batch:
+                    for chunk in statements(rows, table, self.limits):
+                        written += self.upsert(conn, table, chunk)
+                if checkpoint is not None:
+                    self._save_cursor(conn, checkpoint)
+            return written
+
+        self.stats.rows_written += self._retrying("writing a batch", write)
         self.stats.commits += 1
+        self.stats.repairs = dict(self.cleaner.repairs)
+
+    def _retrying(self, what: str, action: Callable[[], T]) -> T:
+        """Run one transaction; repeat it with exponential backoff while failures are transient,
+        for at most `retry_seconds`. Driver errors leave as TransientError/TargetError, redacted."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.25
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return action()
+            except (sa.exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error, OSError) as exc:
+                cause = _driver_message(exc)
+                if not self.is_transient(exc):
+                    raise TargetError(f"{self.safe_url}: {what} failed: {cause}") from None
+                if time.monotonic() + delay > deadline:
+                    raise TransientError(
+                        f"{self.safe_url}: {what} failed {attempts} times over {self.retry_seconds:g} s "
+                        f"(connection lost or server unavailable); the last error was: {cause}. "
+                        "Run the same command again when the server is back: it resumes.") from None
+            # A dead connection may still sit in the pool: drop them all and reconnect fresh.
+            self.engine.dispose()
+            self.stats.retries += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
     def _save_cursor(self, conn: sa.Connection, checkpoint: Checkpoint) -> None:
         state = self.table("sync_state")
@@ -150,6 +248,23 @@ class Loader:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _driver_message(exc: BaseException) -> str:
+    """The driver's own words, first line only (SQLAlchemy appends the SQL and every bound value),
+    with secrets hidden."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines() or [type(orig).__name__]
+    return redact(lines[0])[:500]
+
+
+def ddl_for(url: str, *, prefix: str = "cm_") -> str:
+    """The schema DDL chatmigrate would create in the database of `url` (no connection is made)."""
+    loader = loader_for(url, prefix=prefix)
+    try:
+        return loader.ddl()
+    finally:
+        loader.close()
 
 
 def loader_for(url: str, *, prefix: str = "cm_") -> Loader:

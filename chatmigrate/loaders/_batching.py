@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
-from chatmigrate.loaders.rows import COLUMNS, TABLE_ORDER, Row
+from chatmigrate.loaders.rows import COLUMNS, TABLE_ORDER, Row, key_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,26 @@ class PendingRows:
         return self.count >= self.flush_rows
 
     def drain(self) -> Iterator[tuple[str, list[Row]]]:
-        """Yield the non-empty tables in write order and forget them."""
+        """Yield the non-empty tables in write order, each key once, and forget them."""
         for table in TABLE_ORDER:
             rows = self.tables[table]
             if rows:
                 self.tables[table] = []
-                yield table, rows
+                yield table, unique_by_key(table, rows)
         self.count = 0
+
+
+_KEY_GETTERS = {
+    table: itemgetter(*(cols.index(k) for k in key_columns(table))) for table, cols in COLUMNS.items()
+}
+
+
+def unique_by_key(table: str, rows: list[Row]) -> list[Row]:
+    """Keep the last row of each key: one statement may not touch a row twice (PostgreSQL's
+    ON CONFLICT refuses it), and every dialect then counts changed rows the same way."""
+    key = _KEY_GETTERS[table]
+    unique = {key(row): row for row in rows}
+    return rows if len(unique) == len(rows) else list(unique.values())
 
 
 def statements(rows: list[Row], table: str, limits: Limits) -> Iterator[list[Row]]:

@@ -8,6 +8,7 @@ text; each dialect adapts only what its driver needs.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,14 +46,24 @@ def key_columns(table: str) -> tuple[str, ...]:
 
 
 def json_text(value: dict[str, Any] | None) -> str | None:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode() if value else None
+    if not value:
+        return None
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        # Lone surrogates, which orjson refuses: the stdlib keeps them, and the loader's cleaner
+        # (loaders/_clean.py) repairs and records them before any database sees them.
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def with_hash(values: tuple[Any, ...]) -> Row:
     """Append the content hash that lets an upsert skip an unchanged row."""
     # orjson writes datetimes as RFC 3339 itself, so the hash is stable across runs and dialects.
-    digest = hashlib.md5(orjson.dumps(values))
-    return (*values, digest.hexdigest())
+    try:
+        encoded = orjson.dumps(values)
+    except TypeError:  # lone surrogates: hash a lossless, deterministic escape of them instead
+        encoded = json.dumps(values, default=str).encode()
+    return (*values, hashlib.md5(encoded).hexdigest())
 
 
 def _file_row(file: File, message_id: str | None) -> Row:

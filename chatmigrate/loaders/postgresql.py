@@ -1,0 +1,124 @@
+"""PostgreSQL target (psycopg 3): binary COPY into a temporary staging table, then one
+`INSERT … SELECT … ON CONFLICT (key) DO UPDATE … WHERE row_hash IS DISTINCT FROM …` per table.
+
+Why this path: COPY is the fastest way in, binary COPY moves the parsing of timestamps and numbers
+from the (single) server backend into the client, and the staged merge writes only rows whose content
+changed, so a re-run of an unchanged export writes nothing (see research/load-baselines.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from chatmigrate.loaders import Loader
+from chatmigrate.loaders._batching import Limits
+from chatmigrate.loaders._clean import TextRules
+from chatmigrate.loaders.rows import COLUMNS, Row, key_columns
+
+_JSONB_OID = 3802
+# Errors after which the same transaction can succeed on a fresh try: lost connections, shutdowns,
+# serialization failures and deadlocks.
+_TRANSIENT = (
+    pg_errors.ConnectionException,  # class 08
+    pg_errors.AdminShutdown,  # 57P01: pg_terminate_backend, fast shutdown
+    pg_errors.CrashShutdown,
+    pg_errors.CannotConnectNow,  # 57P03: the server is starting up or shutting down
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+)
+
+
+class _JsonbFromText(Dumper):
+    """Binary COPY of props, which rows.py already holds as JSON text: jsonb's wire format is a
+    version byte and the text (the stock jsonb dumper would wrap a str as a JSON string)."""
+
+    format = Format.BINARY
+    oid = _JSONB_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    """The psycopg type name of a column, for Copy.set_types (binary COPY needs typed values)."""
+    type_ = column.type
+    if isinstance(type_, sa.JSON):
+        return "jsonb"
+    if isinstance(type_, sa.DateTime):
+        return "timestamptz"
+    if isinstance(type_, sa.Boolean):
+        return "bool"
+    if isinstance(type_, sa.BigInteger):
+        return "int8"
+    if isinstance(type_, sa.Integer):
+        return "int4"
+    if isinstance(type_, sa.String) and type_.length is not None:
+        return "varchar"
+    return "text"
+
+
+class PostgresqlLoader(Loader):
+    # One COPY + merge per table and flush: the whole pending batch is one statement.
+    limits: ClassVar[Limits] = Limits(max_rows=200_000)
+    # PostgreSQL refuses NUL in text and \u0000 in jsonb; it enforces varchar(n).
+    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=False)
+
+    def __init__(self, url: str, *, prefix: str = "cm_") -> None:
+        super().__init__(url, prefix=prefix)
+        self._stage_names = itertools.count()
+        self._types = {t: [_pg_type(self.table(t).c[c]) for c in cols] for t, cols in COLUMNS.items()}
+        self._merge: dict[str, sql.Composed] = {}
+
+    def create_engine(self, url: str) -> sa.Engine:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _register(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.adapters.register_dumper(None, _JsonbFromText)
+
+        return engine
+
+    def transient_driver_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, _TRANSIENT):
+            return True
+        # Client-side failures (refused, reset, "server closed the connection") carry no SQLSTATE.
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None
+
+    def _merge_sql(self, table: str, stage: sql.Identifier) -> sql.Composed:
+        cols = COLUMNS[table]
+        keys = key_columns(table)
+        target = sql.Identifier(self.table(table).name)
+        col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c not in keys)
+        return sql.SQL(
+            "INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} "
+            "ON CONFLICT ({keys}) DO UPDATE SET {updates} "
+            "WHERE t.row_hash IS DISTINCT FROM excluded.row_hash"
+        ).format(target=target, cols=col_list, stage=stage, updates=updates,
+                 keys=sql.SQL(", ").join(map(sql.Identifier, keys)))
+
+    def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        # A fresh staging table per statement, dropped at commit: nothing to clean up after a crash.
+        stage = sql.Identifier(f"_cm_stage_{table}_{next(self._stage_names)}")
+        target = sql.Identifier(self.table(table).name)
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
+        with driver.cursor() as cur:
+            cur.execute(sql.SQL("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP")
+                        .format(stage=stage, target=target))
+            with cur.copy(sql.SQL("COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)")
+                          .format(stage=stage, cols=cols)) as copy:
+                copy.set_types(self._types[table])
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(self._merge_sql(table, stage))
+            return max(cur.rowcount, 0)
