@@ -22,6 +22,7 @@ class InputError(ChatmigrateError):
 
     def __init__(self, message: str, *, location: str | None = None) -> None:
         self.location = location
+        self.detail = message
         super().__init__(f"{location}: {message}" if location else message)
 
 

@@ -186,3 +186,22 @@ def nested_counts(record: Record) -> dict[str, int]:
     if isinstance(record, Emoji) and record.file is not None:
         return {"files": 1}
     return {}
+
+
+def to_json(record: Record) -> dict[str, Any]:
+    """The record as it appears in canonical JSONL (schemas/<kind>.schema.json): no origin, ISO times."""
+    out: dict[str, Any] = {"record": record.record_kind}
+    for name in record.__dataclass_fields__:
+        if name != "origin":
+            out[name] = _json_value(getattr(record, name))
+    return out
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _json_value(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value

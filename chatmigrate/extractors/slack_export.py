@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from chatmigrate.errors import InputError
 from chatmigrate.extractors._files import ExportFiles, iter_json_array
 from chatmigrate.ids import record_id
-from chatmigrate.markup.slack import to_markdown
+from chatmigrate.markup.slack import to_markdown, unescape
 from chatmigrate.model import (
     Channel,
     ChannelKind,
@@ -185,7 +185,7 @@ class SlackExport:
 
     def _user(self, raw: Any, origin: Origin) -> User | Unreadable:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-            return Unreadable("users", "CM010", "user without an id", raw, origin)
+            return Unreadable("users", "CM002", "user without an id", raw, origin)
         profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
         is_bot = bool(raw.get("is_bot") or raw.get("is_app_user") or raw.get("is_workflow_bot")
                       or raw["id"] == SLACKBOT)
@@ -234,7 +234,7 @@ class SlackExport:
 
     def _channel(self, raw: Any, kind: ChannelKind, origin: Origin) -> Channel | Unreadable:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-            return Unreadable("channels", "CM011", "conversation without an id", raw, origin)
+            return Unreadable("channels", "CM002", "conversation without an id", raw, origin)
         members = tuple(dict.fromkeys(self._user_id(m) for m in raw.get("members") or () if isinstance(m, str)))
         topic = raw.get("topic") if isinstance(raw.get("topic"), dict) else {}
         purpose = raw.get("purpose") if isinstance(raw.get("purpose"), dict) else {}
@@ -268,7 +268,7 @@ class SlackExport:
             conversation = conversations.get(folder)
             if conversation is None:
                 for name in day_names:
-                    yield Unreadable("messages", "CM012", f"conversation folder {folder!r} is not listed in "
+                    yield Unreadable("messages", "CM005", f"conversation folder {folder!r} is not listed in "
                                      "channels.json, groups.json, dms.json or mpims.json; its messages cannot "
                                      "be placed", None, Origin(self.files.describe(name)))
                 continue
@@ -287,7 +287,7 @@ class SlackExport:
             elements.extend(self._json_array(name))
         except InputError as exc:
             # Keep what was readable; the rest of the file becomes one recorded reject.
-            yield Unreadable("messages", "CM002", f"day file is not valid JSON: {exc}", None,
+            yield Unreadable("messages", "CM001", f"day file is not valid JSON: {exc.detail}", None,
                              Origin(where, _error_line(exc)))
         # Within a day Slack writes in ts order, but not every tool does: sort (one day is small).
         elements.sort(key=lambda e: _ts_key(e[1].get("ts")) if isinstance(e[1], dict) else (0, 0))
@@ -296,7 +296,7 @@ class SlackExport:
 
     def _message(self, raw: Any, conversation: _Conversation, origin: Origin) -> Iterator[Item]:
         if not isinstance(raw, dict):
-            yield Unreadable("messages", "CM013", "message is not a JSON object", raw, origin)
+            yield Unreadable("messages", "CM002", "message is not a JSON object", raw, origin)
             return
         if raw.get("type", "message") != "message":
             yield Skipped("messages", f"not a message (type {raw.get('type')!r})", raw, origin)
@@ -304,7 +304,7 @@ class SlackExport:
         ts = raw.get("ts")
         created_at = parse_ts(ts)
         if created_at is None:
-            yield Unreadable("messages", "CM014", f"unreadable ts {ts!r}: expected \"<seconds>.<micros>\"",
+            yield Unreadable("messages", "CM004", f"unreadable ts {ts!r}: expected \"<seconds>.<micros>\"",
                              raw, origin)
             return
         subtype = raw.get("subtype")
@@ -422,9 +422,7 @@ class SlackExport:
 
 
 def unescape_or_none(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return value.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return unescape(value) if isinstance(value, str) and value else None
 
 
 def _error_line(exc: InputError) -> int | None:
