@@ -448,7 +448,7 @@ class _Run:
                         assert collection is not None
                         raw = jsonable(_bson.decode(collection.at(offset)))
                         if isinstance(outcome, Skipped):
-                            yield Skipped("messages", f"in room {native}, which is not migrated: {why}", raw,
+                            yield Skipped("messages", f"in a room that is not migrated ({why})", raw,
                                           collection.origin(offset))
                         else:
                             yield Unreadable("messages", "CM005", f"in room {native}: {why}", raw,
