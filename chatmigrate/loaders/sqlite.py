@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 
 from chatmigrate.loaders import Loader
 from chatmigrate.loaders._batching import Limits
+from chatmigrate.loaders._clean import TextRules
 from chatmigrate.loaders.rows import COLUMNS, Row, key_columns
 
 # SQLAlchemy's own text form for DateTime on SQLite, so rows read back through Core as datetimes.
@@ -24,6 +26,8 @@ def _sqlite_time(value: Any) -> Any:
 class SqliteLoader(Loader):
     # executemany binds one row at a time, so only the row count per call matters.
     limits: ClassVar[Limits] = Limits(max_rows=50_000)
+    # SQLite stores NUL and does not enforce VARCHAR(n): only lone surrogates need repair.
+    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=True, enforce_lengths=False)
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
         super().__init__(url, prefix=prefix)
@@ -44,6 +48,10 @@ class SqliteLoader(Loader):
             cursor.close()
 
         return engine
+
+    def transient_driver_error(self, exc: BaseException) -> bool:
+        # Another process holds the write lock longer than the busy timeout: worth another try.
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
     def _upsert_sql(self, table: str) -> str:
         if table not in self._sql:

@@ -1,0 +1,1 @@
+"""One loader test suite, run against SQLite, PostgreSQL and MariaDB."""
