@@ -1,0 +1,938 @@
+"""Mattermost bulk export: the JSON-lines file `mmctl export create` writes (plain `.jsonl`, or a zip
+holding it and a `data/` folder of attachments, or that zip unpacked into a folder).
+
+Format facts (research/formats.md §2): one `{"type": kind, kind: {...}}` object per line; `version`
+first; then role, scheme, emoji, team, channel, user (carrying its team and channel memberships),
+bot, post (with nested replies, reactions and attachments), direct_channel (old `members`, v11
+`participants`), direct_post. Posts carry no ids and are written in post-id order, not by channel.
+
+Identity (DESIGN §2), shared with the live-API form (mattermost_api.py), which imports the key
+functions below so both compute exactly the same native keys:
+- team `name`; user `username`; channel `team/name`; DM or group `direct:` + sorted usernames;
+- post `channel/author/create_at`; reply `root/author/create_at`; attachment `message/file name`;
+  emoji `name` (its image `emoji:name`).
+- Two posts that share a key (same channel, author and millisecond; or same root, author and
+  millisecond for replies) are told apart by a sequence number in post-id order: `…#1`, `…#2` for
+  the second and third. Mattermost's exporter writes posts and replies in post-id order
+  (`GetParentsForExportAfter` / `GetRepliesForExport` both `ORDER BY Posts.Id`), so file order here
+  and id order in the API agree.
+- All names are lowercased (Mattermost stores them lowercase and matches them case-insensitively).
+
+Streaming: a first pass reads the file line by line and keeps teams, channels, users, emoji and
+memberships (O(users + channels + memberships)) plus, per channel, the byte offsets and line numbers
+of its post lines (16 bytes a post, never the posts). The second pass emits in DESIGN order and reads
+messages channel by channel by seeking to those offsets, so at most one channel's messages are held
+(they must be sorted: exported replies are not in time order). A zip member cannot seek cheaply
+(deflate has no random access), so the JSONL is copied to an anonymous temp file during the first
+pass; a plain file or a folder is read in place.
+
+Bad input never vanishes: a line that is not JSON, over Mattermost's 16 MiB line limit
+(`maxScanTokenSize` of its importer), of an unknown type, or describing something that cannot be placed
+becomes an `Unreadable` (a reject naming file:line) or a `Skipped` (with its reason). A file whose
+first line is not a version line is not a bulk export: InputError. `since` is ignored: an export is a
+full snapshot, and re-loading it is idempotent.
+
+Unreadable codes used here: CM002 line is not JSON; CM003 attachment path escapes data/; CM020 record
+lacks a required field or has the wrong shape; CM021 line over the size limit; CM022 post in a channel
+the export does not declare; CM023 unreadable create_at; CM024 reply whose root post is unreadable;
+CM025 reaction without user or emoji.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import re
+import tempfile
+import zipfile
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, ClassVar
+
+import orjson
+
+from chatmigrate.errors import InputError
+from chatmigrate.extractors._files import ExportFiles
+from chatmigrate.ids import record_id
+from chatmigrate.markup.mattermost import to_markdown
+from chatmigrate.model import (
+    Channel,
+    ChannelKind,
+    Checkpoint,
+    Emoji,
+    File,
+    Item,
+    Message,
+    Origin,
+    Reaction,
+    Skipped,
+    Team,
+    Unreadable,
+    User,
+)
+
+SOURCE = "mattermost"
+DEFAULT_SCOPE = "mattermost"
+# Mattermost's bulk importer refuses longer lines (app/import.go maxScanTokenSize, MM-22314).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_RAW_EXCERPT = 300  # bytes of an oversized or broken line kept in its reject
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Fast paths for the first pass: the exporter writes these fields first, so the channel of a post is
+# known without decoding the whole line. Anything else (other key order, escapes) is fully decoded.
+_TYPE_FAST = re.compile(rb'^\s*\{"type":"([a-z_]+)"')
+_POST_FAST = re.compile(rb'^\{"type":"post","post":\{"team":"([^"\\]*)","channel":"([^"\\]*)"')
+_DIRECT_POST_FAST = re.compile(rb'^\{"type":"direct_post","direct_post":\{"channel_members":\[([^\]\\]*)\]')
+
+# Post types that record a change to the channel; the rest of "system_*" keep their own name.
+SYSTEM_KINDS = {
+    "system_join_channel": "system_join", "system_join_team": "system_join",
+    "system_leave_channel": "system_leave", "system_leave_team": "system_leave",
+    "system_add_to_channel": "system_add", "system_add_to_team": "system_add",
+    "system_remove_from_channel": "system_remove", "system_remove_from_team": "system_remove",
+    "system_header_change": "system_topic", "system_purpose_change": "system_purpose",
+    "system_displayname_change": "system_rename", "system_channel_deleted": "system_archive",
+    "system_channel_restored": "system_unarchive", "system_change_chan_privacy": "system_convert_to_private",
+    "system_guest_join_channel": "system_join", "system_add_guest_to_chan": "system_add",
+}
+# Post fields that become canonical columns; every other field is kept verbatim in props.
+_CONSUMED = {"team", "channel", "user", "message", "create_at", "edit_at", "is_pinned", "reactions",
+             "replies", "attachments", "type", "channel_members"}
+# User fields kept in props (display preferences, notify settings and passwords are not migrated).
+_USER_PROPS = ("nickname", "position", "locale", "roles", "auth_service", "auth_data", "profile_image")
+_SKIPPED_KINDS = {"role": "roles", "scheme": "schemes"}
+
+
+# -- identity, shared with mattermost_api ---------------------------------------------------------
+def name_key(name: str) -> str:
+    """Mattermost names (team, channel, user, emoji) are lowercase; match them that way."""
+    return name.strip().lower()
+
+
+def channel_key(team: str, channel: str) -> str:
+    return f"{name_key(team)}/{name_key(channel)}"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectChannelNames:
+    """How a DM or group message is named and keyed, from its members' usernames."""
+
+    key: str
+    name: str
+    display_name: str
+    kind: ChannelKind
+    usernames: tuple[str, ...]
+
+
+def direct_names(usernames: Iterable[str]) -> DirectChannelNames:
+    """2 distinct members → direct, 1 (a self-DM, exported as the same user twice) → direct, 3+ → group."""
+    unique = tuple(sorted({name_key(u) for u in usernames}))
+    pair = unique * 2 if len(unique) == 1 else unique
+    return DirectChannelNames(key="direct:" + ",".join(unique), name="__".join(pair),
+                              display_name=", ".join(unique), kind="group" if len(unique) > 2 else "direct",
+                              usernames=unique)
+
+
+def post_key(parent_key: str, username: str, create_at: int, sequence: int) -> str:
+    """`parent/author/create_at`; parent is the channel key for a post, the root's key for a reply."""
+    base = f"{parent_key}/{name_key(username)}/{create_at}"
+    return f"{base}#{sequence}" if sequence else base
+
+
+def file_key(message_key: str, name: str, sequence: int) -> str:
+    return f"{message_key}/{name}#{sequence}" if sequence else f"{message_key}/{name}"
+
+
+def emoji_file_key(name: str) -> str:
+    return f"emoji:{name_key(name)}"
+
+
+class Sequencer:
+    """Numbers keys that repeat: the first occurrence gets 0, the next 1, … (in the order asked)."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[str] = Counter()
+
+    def __call__(self, base: str) -> int:
+        number = self._seen[base]
+        self._seen[base] += 1
+        return number
+
+
+def ms_to_datetime(value: Any) -> datetime | None:
+    """Mattermost millisecond timestamps → UTC datetime; None for 0/absent/unreadable ("never")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value <= 0:
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except OverflowError:
+        return None
+
+
+def ms_value(value: Any) -> int | None:
+    """A positive millisecond timestamp as int, or None."""
+    return None if ms_to_datetime(value) is None else int(value)
+
+
+def message_kind(post_type: str, props: Mapping[str, Any]) -> str:
+    if not post_type:
+        if str(props.get("from_webhook")).lower() == "true" or str(props.get("from_bot")).lower() == "true":
+            return "bot"
+        return "normal"
+    if post_type == "me":
+        return "me"
+    if post_type.startswith("system_"):
+        return SYSTEM_KINDS.get(post_type, post_type)
+    if post_type.startswith("custom_"):
+        return "custom"
+    return post_type
+
+
+def user_role(roles: str, is_bot: bool) -> str:
+    names = set(roles.split())
+    if "system_admin" in names:
+        return "admin"
+    if is_bot:
+        return "bot"
+    if "system_guest" in names:
+        return "guest"
+    return "member"
+
+
+# -- reading the export ---------------------------------------------------------------------------
+def _read_line(handle: IO[bytes], limit: int) -> tuple[bytes, int, bool]:
+    """(line, bytes consumed, too long). An oversized line is consumed in chunks, only its start kept."""
+    raw = handle.readline(limit + 1)
+    if len(raw) <= limit or raw.endswith(b"\n"):
+        return raw, len(raw), False
+    consumed = len(raw)
+    while True:
+        chunk = handle.readline(1 << 20)
+        consumed += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return raw[:_RAW_EXCERPT], consumed, True
+
+
+class _Tee(io.RawIOBase):
+    """Reads a stream and writes what it read to `copy` (the zip member → temp file copy)."""
+
+    def __init__(self, source: IO[bytes], copy: IO[bytes]) -> None:
+        self._source, self._copy = source, copy
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        buffer[:len(data)] = data
+        self._copy.write(data)
+        return len(data)
+
+
+@contextmanager
+def _temporary_copy() -> Iterator[IO[bytes]]:
+    """An anonymous temp file (removed on close, even after a crash on POSIX)."""
+    with tempfile.TemporaryFile(prefix="chatmigrate-mm-") as copy:
+        yield copy
+
+
+def _first_line_is_version(handle: IO[bytes]) -> bool:
+    raw = handle.readline(65536)
+    try:
+        doc = orjson.loads(raw.lstrip(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("type") == "version"
+
+
+def _file_starts_with_version(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return _first_line_is_version(handle)
+
+
+def _root_jsonl(names: Iterable[str]) -> list[str]:
+    return sorted(n for n in names if "/" not in n and n.lower().endswith((".jsonl", ".json")))
+
+
+class _Attachments:
+    """Attachment and emoji image bytes: `data/<path>` inside the zip or folder, or next to a plain file."""
+
+    def __init__(self, files: ExportFiles | None, folder: Path | None, where: str) -> None:
+        self._files, self._folder, self.where = files, folder, where
+
+    def locate(self, path: str) -> str | None:
+        member = f"data/{path}"
+        if self._files is not None:
+            return member if self._files.exists(member) else None
+        assert self._folder is not None
+        full = self._folder / member
+        data_root = (self._folder / "data").resolve()
+        if full.is_file() and full.resolve().is_relative_to(data_root):
+            return member
+        return None
+
+    def measure(self, member: str) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        handle = self._files.open(member) if self._files is not None else (self._folder / member).open("rb")
+        with handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+
+def safe_relative(path: str) -> bool:
+    """An attachment path may not leave data/: no absolute paths, drive letters or `..`."""
+    if not path or path.startswith(("/", "\\")) or "\\" in path or "\x00" in path:
+        return False
+    parts = PurePosixPath(path).parts
+    return ".." not in parts and not (parts and ":" in parts[0])
+
+
+@dataclass(slots=True)
+class _Chan:
+    key: str
+    id: str
+    kind: ChannelKind
+    raw: dict[str, Any] | None
+    origin: Origin | None
+    names: DirectChannelNames | None = None
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Lines:
+    """Byte offsets and line numbers of a set of lines, compact (two machine-word arrays)."""
+
+    offsets: array = field(default_factory=lambda: array("q"))
+    numbers: array = field(default_factory=lambda: array("q"))
+
+    def add(self, offset: int, number: int) -> None:
+        self.offsets.append(offset)
+        self.numbers.append(number)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+@dataclass(slots=True)
+class _Index:
+    """What the first pass learnt: everything but the posts, which are only located."""
+
+    teams: dict[str, tuple[dict[str, Any], Origin]] = field(default_factory=dict)
+    channels: dict[str, _Chan] = field(default_factory=dict)
+    users: dict[str, tuple[dict[str, Any], Origin]] = field(default_factory=dict)
+    bots: dict[str, tuple[dict[str, Any], Origin]] = field(default_factory=dict)
+    emoji: dict[str, tuple[dict[str, Any], Origin]] = field(default_factory=dict)
+    memberships: dict[str, list[str]] = field(default_factory=dict)
+    user_teams: dict[str, list[str]] = field(default_factory=dict)
+    posts: dict[str, _Lines] = field(default_factory=dict)
+    # Lines re-read and reported in the second pass: skipped kinds, broken or superseded lines.
+    other: _Lines = field(default_factory=_Lines)
+    superseded: list[Skipped] = field(default_factory=list)
+    version_line: int = 0
+
+
+class MattermostExport:
+    """Reads a Mattermost bulk export (see the module docstring for format, identity and streaming)."""
+
+    name: ClassVar[str] = "mattermost-export"
+    source: ClassVar[str] = SOURCE
+
+    @classmethod
+    def detect(cls, location: str) -> bool:
+        path = Path(location)
+        try:
+            if path.is_dir():
+                candidates = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".json")]
+                return any(_file_starts_with_version(p) for p in candidates[:20])
+            if not path.is_file():
+                return False
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as archive:
+                    names = [i.filename for i in archive.infolist() if not i.is_dir()]
+                    tops = {n.split("/", 1)[0] for n in names}
+                    prefix = tops.pop() + "/" if len(tops) == 1 and all("/" in n for n in names) else ""
+                    members = _root_jsonl(n[len(prefix):] for n in names if n.startswith(prefix))
+                    for member in members[:20]:
+                        with archive.open(prefix + member) as handle:
+                            if _first_line_is_version(handle):
+                                return True
+                return False
+            return _file_starts_with_version(path)
+        except (OSError, zipfile.BadZipFile, ValueError):
+            return False
+
+    def __init__(self, location: str, options: Mapping[str, str] | None = None) -> None:
+        self.location = location
+        self.options = dict(options or {})
+        self._scope = self.options.get("scope") or DEFAULT_SCOPE
+        self.max_line_bytes = int(self.options.get("max_line_bytes") or MAX_LINE_BYTES)
+        self.stats: Counter[str] = Counter()
+
+    @property
+    def scope(self) -> str:
+        return self._scope
+
+    def _id(self, kind: str, native_key: str) -> str:
+        return record_id(SOURCE, self.scope, kind, native_key)
+
+    def _user_id(self, username: str) -> str:
+        return self._id("user", name_key(username))
+
+    # -- opening --------------------------------------------------------------------------------
+    def _open(self, stack: ExitStack) -> tuple[IO[bytes], IO[bytes], str, _Attachments]:
+        """(handle to scan, handle to seek in afterwards, how to cite the file, attachments)."""
+        path = Path(self.location)
+        if not path.exists():
+            raise InputError("no such file or folder", location=self.location)
+        if not (path.is_dir() or zipfile.is_zipfile(path)):
+            handle = stack.enter_context(path.open("rb"))
+            return handle, handle, path.name, _Attachments(None, path.parent, self.location)
+        files = ExportFiles(self.location)
+        stack.callback(files.close)
+        members = [m for m in _root_jsonl(files.names()) if self._is_bulk(files, m)]
+        if not members:
+            raise InputError("no bulk-export JSONL file (a .jsonl whose first line is "
+                             '{"type":"version",…}) at the top of this export; is it a Mattermost export?',
+                             location=self.location)
+        if len(members) > 1:
+            raise InputError(f"several bulk-export JSONL files ({', '.join(members)}); unpack the export and "
+                             "point chatmigrate at one of them", location=self.location)
+        member = members[0]
+        attachments = _Attachments(files, None, self.location)
+        if path.is_dir():
+            handle = stack.enter_context(files.open(member))
+            return handle, handle, files.describe(member), attachments
+        # A deflated member has no random access: copy it while scanning, then seek in the copy.
+        copy = stack.enter_context(_temporary_copy())
+        member_handle = stack.enter_context(files.open(member))
+        scan = stack.enter_context(io.BufferedReader(_Tee(member_handle, copy), 1 << 20))
+        return scan, copy, files.describe(member), attachments
+
+    @staticmethod
+    def _is_bulk(files: ExportFiles, member: str) -> bool:
+        with files.open(member) as handle:
+            return _first_line_is_version(handle)
+
+    # -- the stream ---------------------------------------------------------------------------
+    def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
+        with ExitStack() as stack:
+            scan, seekable, where, attachments = self._open(stack)
+            index = self._scan(scan, where)
+            seekable.flush()
+            yield from _Reader(self, seekable, where, attachments, index).items()
+
+    # -- first pass -------------------------------------------------------------------------------
+    def _scan(self, handle: IO[bytes], where: str) -> _Index:
+        index = _Index()
+        offset = 0
+        number = 0
+        while True:
+            raw, consumed, too_long = _read_line(handle, self.max_line_bytes)
+            if not consumed:
+                break
+            number += 1
+            start, offset = offset, offset + consumed
+            if not too_long and not raw.strip():
+                continue
+            if not index.version_line:
+                self._check_version(raw, too_long, Origin(where, number))
+                index.version_line = number
+                continue
+            if too_long:
+                index.other.add(start, number)
+                continue
+            self._index_line(raw, start, Origin(where, number), index)
+        if not index.version_line:
+            raise InputError("empty file: a Mattermost bulk export starts with a version line", location=where)
+        return index
+
+    @staticmethod
+    def _check_version(raw: bytes, too_long: bool, origin: Origin) -> None:
+        doc: Any = None
+        if not too_long:
+            try:
+                doc = orjson.loads(raw.lstrip(b"\xef\xbb\xbf"))
+            except orjson.JSONDecodeError:
+                doc = None
+        if not isinstance(doc, dict) or doc.get("type") != "version":
+            raise InputError('the first line must be the version line {"type":"version","version":1}; '
+                             "this is not a Mattermost bulk export, or its start is missing", location=str(origin))
+        if doc.get("version") != 1:
+            raise InputError(f"bulk format version {doc.get('version')!r} is not supported (chatmigrate reads "
+                             "version 1, which every Mattermost release so far writes)", location=str(origin))
+
+    def _index_line(self, raw: bytes, offset: int, origin: Origin, index: _Index) -> None:
+        fast = _TYPE_FAST.match(raw)
+        kind = fast.group(1).decode() if fast else None
+        if kind == "post":
+            match = _POST_FAST.match(raw)
+            if match:
+                key = channel_key(match.group(1).decode(), match.group(2).decode())
+                index.posts.setdefault(key, _Lines()).add(offset, origin.line or 0)
+                return
+        if kind == "direct_post":
+            match = _DIRECT_POST_FAST.match(raw)
+            if match:
+                try:
+                    members = orjson.loads(b"[" + match.group(1) + b"]")
+                except orjson.JSONDecodeError:
+                    members = None
+                if members and all(isinstance(m, str) for m in members):
+                    self._index_direct_post(members, offset, origin, index)
+                    return
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            index.other.add(offset, origin.line or 0)
+            return
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        body = doc.get(kind) if isinstance(kind, str) else None
+        if not isinstance(body, dict) or not self._index_record(kind, body, offset, origin, index):
+            index.other.add(offset, origin.line or 0)
+
+    def _index_direct_post(self, members: list[str], offset: int, origin: Origin, index: _Index) -> None:
+        names = direct_names(members)
+        if names.key not in index.channels:
+            # Mattermost's importer creates a DM on its first direct_post; so do we (recorded in props).
+            index.channels[names.key] = _Chan(names.key, self._id("channel", names.key), names.kind, None, origin,
+                                              names)
+        index.posts.setdefault(names.key, _Lines()).add(offset, origin.line or 0)
+
+    def _index_record(self, kind: str, body: dict[str, Any], offset: int, origin: Origin, index: _Index) -> bool:
+        """Store a non-post line, or say False to have it reported in the second pass."""
+        if kind == "post":
+            if not isinstance(body.get("team"), str) or not isinstance(body.get("channel"), str):
+                return False
+            key = channel_key(body["team"], body["channel"])
+            index.posts.setdefault(key, _Lines()).add(offset, origin.line or 0)
+        elif kind == "direct_post":
+            members = body.get("channel_members")
+            if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+                return False
+            self._index_direct_post(members, offset, origin, index)
+        elif kind == "team":
+            return self._keep(index.teams, body.get("name"), body, origin, "teams", index)
+        elif kind == "channel":
+            if not isinstance(body.get("team"), str) or not isinstance(body.get("name"), str):
+                return False
+            key = channel_key(body["team"], body["name"])
+            chan_kind: ChannelKind = "private" if body.get("type") == "P" else "public"
+            previous = index.channels.get(key)
+            if previous is not None and previous.raw is not None:
+                index.superseded.append(self._superseded("channels", previous.raw, previous.origin, origin))
+            index.channels[key] = _Chan(key, self._id("channel", key), chan_kind, body, origin)
+        elif kind == "user":
+            if not self._keep(index.users, body.get("username"), body, origin, "users", index):
+                return False
+            self._index_memberships(body, index)
+        elif kind == "bot":
+            return self._keep(index.bots, body.get("username"), body, origin, "users", index)
+        elif kind == "direct_channel":
+            return self._index_direct_channel(body, origin, index)
+        elif kind == "emoji":
+            return self._keep(index.emoji, body.get("name"), body, origin, "emoji", index)
+        else:
+            return False  # role, scheme, a second version line, unknown kinds: reported later
+        return True
+
+    def _keep(self, table: dict[str, tuple[dict[str, Any], Origin]], name: Any, body: dict[str, Any],
+              origin: Origin, record_kind: str, index: _Index) -> bool:
+        if not isinstance(name, str) or not name.strip():
+            return False
+        key = name_key(name)
+        if key in table:
+            # Mattermost's importer upserts by name, so the last line wins; the earlier one is reported.
+            old_body, old_origin = table[key]
+            index.superseded.append(self._superseded(record_kind, old_body, old_origin, origin))
+        table[key] = (body, origin)
+        return True
+
+    @staticmethod
+    def _superseded(record_kind: str, raw: Any, old: Origin | None, new: Origin) -> Skipped:
+        return Skipped(record_kind, f"superseded by line {new.line}, which has the same name (Mattermost's importer "
+                       "also keeps the last one)", raw, old)
+
+    @staticmethod
+    def _index_memberships(body: dict[str, Any], index: _Index) -> None:
+        username = name_key(body["username"])
+        for team in body.get("teams") or ():
+            if not isinstance(team, dict) or not isinstance(team.get("name"), str):
+                continue
+            index.user_teams.setdefault(username, []).append(name_key(team["name"]))
+            for channel in team.get("channels") or ():
+                if isinstance(channel, dict) and isinstance(channel.get("name"), str):
+                    index.memberships.setdefault(channel_key(team["name"], channel["name"]), []).append(username)
+
+    def _index_direct_channel(self, body: dict[str, Any], origin: Origin, index: _Index) -> bool:
+        members: list[str] = []
+        for entry in body.get("members") or body.get("participants") or ():
+            # Old exports list usernames in `members`; Mattermost 11 lists objects in `participants`.
+            name = entry.get("username") if isinstance(entry, dict) else entry
+            if isinstance(name, str) and name.strip():
+                members.append(name)
+        if not members:
+            return False
+        names = direct_names(members)
+        previous = index.channels.get(names.key)
+        if previous is not None and previous.raw is not None:
+            index.superseded.append(self._superseded("channels", previous.raw, previous.origin, origin))
+        index.channels[names.key] = _Chan(names.key, self._id("channel", names.key), names.kind, body, origin, names)
+        return True
+
+
+class _Reader:
+    """The second pass: everything in DESIGN's stream order, messages channel by channel."""
+
+    def __init__(self, export: MattermostExport, handle: IO[bytes], where: str, attachments: _Attachments,
+                 index: _Index) -> None:
+        self.x, self.handle, self.where, self.attachments, self.index = export, handle, where, attachments, index
+        self.known_users = set(index.users) | set(index.bots)
+
+    def _read(self, offset: int) -> tuple[bytes, bool]:
+        self.handle.seek(offset)
+        raw, _consumed, too_long = _read_line(self.handle, self.x.max_line_bytes)
+        return raw, too_long
+
+    def items(self) -> Iterator[Item]:
+        yield from self._other_lines()
+        yield from self.index.superseded
+        yield from self._teams()
+        yield from self._users()
+        yield from self._channels()
+        yield from self._emoji()
+        for chan in self.index.channels.values():
+            lines = self.index.posts.get(chan.key)
+            if lines:
+                yield from self._channel_messages(chan, lines)
+        yield from self._undeclared()
+
+    # -- lines that are not records ------------------------------------------------------------
+    def _other_lines(self) -> Iterator[Item]:
+        other = self.index.other
+        for offset, number in zip(other.offsets, other.numbers, strict=True):
+            raw, too_long = self._read(offset)
+            yield self._other_item(raw, too_long, Origin(self.where, number))
+
+    def _other_item(self, raw: bytes, too_long: bool, origin: Origin) -> Item:
+        fast = _TYPE_FAST.match(raw)
+        guessed = fast.group(1).decode() if fast else "unknown"
+        record_kind = _record_kind(guessed)
+        if too_long:
+            return Unreadable(record_kind, "CM021", f"line longer than {self.x.max_line_bytes} bytes, the limit of "
+                              "Mattermost's bulk format; only its start is kept here",
+                              raw.decode("utf-8", "replace"), origin)
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Unreadable(record_kind, "CM002", f"line is not valid JSON ({exc})",
+                              raw[:_RAW_EXCERPT].decode("utf-8", "replace"), origin)
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        if not isinstance(kind, str):
+            return Unreadable("unknown", "CM020", 'line has no "type"', doc, origin)
+        if kind in _SKIPPED_KINDS:
+            return Skipped(_SKIPPED_KINDS[kind], f"{kind} definitions (permissions) are not migrated", doc, origin)
+        if kind == "version":
+            return Skipped("version", f"repeated version line (the first is line {self.index.version_line})",
+                           doc, origin)
+        if kind not in _KNOWN_KINDS:
+            return Skipped(_record_kind(kind), f"unknown line type {kind!r} (not part of the bulk format "
+                           "chatmigrate knows; plugins add their own)", doc, origin)
+        body = doc.get(kind)
+        return Unreadable(_record_kind(kind), "CM020", _shape_problem(kind, body), doc, origin)
+
+    # -- teams, users, channels, emoji -------------------------------------------------------------
+    def _teams(self) -> Iterator[Item]:
+        for key, (raw, origin) in self.index.teams.items():
+            props = {k: raw[k] for k in ("type", "allow_open_invite", "scheme") if raw.get(k) is not None}
+            yield Team(self.x._id("team", key), SOURCE, key, key, display_name=_text(raw.get("display_name")),
+                       description=_text(raw.get("description")), props=props, origin=origin)
+
+    def _users(self) -> Iterator[Item]:
+        for key, (raw, origin) in self.index.users.items():
+            bot = self.index.bots.get(key)
+            yield self._user(key, raw, origin, bot[0] if bot else None)
+        for key, (raw, origin) in self.index.bots.items():
+            if key not in self.index.users:
+                yield self._user(key, {}, origin, raw)
+
+    def _user(self, key: str, raw: dict[str, Any], origin: Origin, bot: dict[str, Any] | None) -> User:
+        props: dict[str, Any] = {k: raw[k] for k in _USER_PROPS if raw.get(k) not in (None, "")}
+        teams = self.index.user_teams.get(key)
+        if teams:
+            props["teams"] = teams
+        delete_at = ms_to_datetime(raw.get("delete_at"))
+        if bot is not None:
+            props.update({f"bot_{k}": bot[k] for k in ("owner", "description", "profile_image") if bot.get(k)})
+            delete_at = delete_at or ms_to_datetime(bot.get("delete_at"))
+        if delete_at is not None:
+            props["deleted_at"] = delete_at.isoformat()
+        first, last = _text(raw.get("first_name")), _text(raw.get("last_name"))
+        display = _text(raw.get("nickname")) or " ".join(p for p in (first, last) if p) or None
+        if bot is not None and not display:
+            display = _text(bot.get("display_name"))
+        return User(self.x._id("user", key), SOURCE, key, key, email=_text(raw.get("email")), display_name=display,
+                    first_name=first, last_name=last, is_bot=bot is not None, is_deleted=delete_at is not None,
+                    role=user_role(str(raw.get("roles") or ""), bot is not None), props=props, origin=origin)
+
+    def _channels(self) -> Iterator[Item]:
+        for chan in self.index.channels.values():
+            if chan.names is None:
+                yield self._team_channel(chan)
+            else:
+                yield self._direct_channel(chan)
+
+    def _team_channel(self, chan: _Chan) -> Channel:
+        raw = chan.raw or {}
+        team, name = chan.key.split("/", 1)
+        members = tuple(dict.fromkeys(self.x._id("user", u) for u in self.index.memberships.get(chan.key, ())))
+        props = {k: raw[k] for k in ("type", "scheme") if raw.get(k)}
+        if team not in self.index.teams:
+            props["undeclared_team"] = team
+        return Channel(chan.id, SOURCE, chan.key, self.x._id("team", team), name, chan.kind,
+                       display_name=_text(raw.get("display_name")) or name, topic=_text(raw.get("header")),
+                       purpose=_text(raw.get("purpose")), archived_at=ms_to_datetime(raw.get("deleted_at")),
+                       member_ids=members, props=props, origin=chan.origin)
+
+    def _direct_channel(self, chan: _Chan) -> Channel:
+        assert chan.names is not None
+        raw = chan.raw
+        props: dict[str, Any] = {}
+        if raw is None:
+            props["created_from"] = "direct_post"  # no direct_channel line: made from its first post
+        else:
+            props.update({k: raw[k] for k in ("favorited_by", "shown_by") if raw.get(k)})
+        members = tuple(self.x._id("user", u) for u in chan.names.usernames)
+        return Channel(chan.id, SOURCE, chan.key, None, chan.names.name, chan.kind,
+                       display_name=chan.names.display_name, topic=_text((raw or {}).get("header")),
+                       member_ids=members, props=props, origin=chan.origin)
+
+    def _emoji(self) -> Iterator[Item]:
+        for key, (raw, origin) in self.index.emoji.items():
+            image = raw.get("image")
+            file: File | None = None
+            if isinstance(image, str) and image:
+                file = self._file(emoji_file_key(key), image, None)
+                if isinstance(file, Unreadable):
+                    yield file
+                    file = None
+            yield Emoji(self.x._id("emoji", key), SOURCE, key, key, file=file, origin=origin)
+
+    # -- messages ------------------------------------------------------------------------------
+    def _channel_messages(self, chan: _Chan, lines: _Lines) -> Iterator[Item]:
+        built: list[tuple[tuple[datetime, int, str], Message]] = []
+        sequence = Sequencer()
+        for offset, number in zip(lines.offsets, lines.numbers, strict=True):
+            origin = Origin(self.where, number)
+            raw, too_long = self._read(offset)
+            if too_long:  # the first pass sends these elsewhere; kept for a file changed in between
+                yield self._other_item(raw, too_long, origin)
+                continue
+            try:
+                doc = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield Unreadable("messages", "CM002", f"line is not valid JSON ({exc})",
+                                 raw[:_RAW_EXCERPT].decode("utf-8", "replace"), origin)
+                continue
+            kind = doc.get("type") if isinstance(doc, dict) else None
+            post = doc.get(kind) if isinstance(kind, str) else None
+            if not isinstance(post, dict):
+                yield Unreadable("messages", "CM020", _shape_problem(str(kind), post), doc, origin)
+                continue
+            for item in self._post(post, chan, sequence, origin):
+                if isinstance(item, tuple):
+                    built.append(item)
+                else:
+                    yield item
+        built.sort(key=lambda pair: pair[0])
+        cursor = 0
+        for _, message in built:
+            yield message
+            cursor = max(cursor, _ms(message.created_at), _ms(message.edited_at))
+        if built:
+            # The cursor is a millisecond time the API form can pass as `since` to continue from here.
+            yield Checkpoint(SOURCE, self.x.scope, chan.id, str(cursor))
+
+    def _post(self, post: dict[str, Any], chan: _Chan, sequence: Sequencer, origin: Origin,
+              ) -> Iterator[Item | tuple[tuple[datetime, int, str], Message]]:
+        root = self._message(post, chan, chan.key, sequence, None, origin)
+        replies = post.get("replies")
+        if replies is None:
+            replies = []
+        elif not isinstance(replies, list):
+            replies = []
+            yield Unreadable("messages", "CM020", '"replies" is not a list', post.get("replies"), origin)
+        if isinstance(root, Unreadable):
+            yield root
+            for reply in replies:
+                yield Unreadable("messages", "CM024", f"reply to a post that could not be read ({root.reason})",
+                                 reply, origin)
+            return
+        message, problems = root
+        yield from problems
+        yield (message.created_at, 0, message.id), message
+        reply_sequence = Sequencer()
+        for reply in replies:
+            if not isinstance(reply, dict):
+                yield Unreadable("messages", "CM020", "reply is not a JSON object", reply, origin)
+                continue
+            result = self._message(reply, chan, message.source_id, reply_sequence, message, origin)
+            if isinstance(result, Unreadable):
+                yield result
+                continue
+            reply_message, problems = result
+            yield from problems
+            # Replies sort after their root even when their create_at is earlier (Mattermost allows it).
+            late = reply_message.created_at <= message.created_at
+            when = message.created_at if late else reply_message.created_at
+            yield (when, 1 if late else 0, reply_message.id), reply_message
+
+    def _message(self, post: dict[str, Any], chan: _Chan, parent_key: str, sequence: Sequencer,
+                 root: Message | None, origin: Origin) -> tuple[Message, list[Item]] | Unreadable:
+        what = "reply" if root is not None else "post"
+        author = post.get("user")
+        if not isinstance(author, str) or not author.strip():
+            return Unreadable("messages", "CM020", f"{what} without a user", post, origin)
+        created = ms_value(post.get("create_at"))
+        if created is None:
+            return Unreadable("messages", "CM023", f"{what} create_at {post.get('create_at')!r} is not a positive "
+                              "millisecond time", post, origin)
+        key = post_key(parent_key, author, created, sequence(post_key(parent_key, author, created, 0)))
+        message_id = self.x._id("message", key)
+        problems: list[Item] = []
+        text_source = post.get("message") if isinstance(post.get("message"), str) else ""
+        text = to_markdown(text_source)
+        post_type = post.get("type") if isinstance(post.get("type"), str) else ""
+        mm_props = post.get("props") if isinstance(post.get("props"), dict) else {}
+        props: dict[str, Any] = {k: v for k, v in post.items() if k not in _CONSUMED and v not in (None, [], {}, "")}
+        if post_type:
+            props["type"] = post_type
+        if text != text_source:
+            props["source_text"] = text_source
+        if name_key(author) not in self.known_users:
+            props["username"] = author  # no user line: the validator makes a placeholder from this
+        reactions = self._reactions(post.get("reactions"), origin, problems)
+        files = self._files(key, post.get("attachments"), ms_to_datetime(created), origin, problems)
+        message = Message(
+            id=message_id, source=SOURCE, source_id=key, channel_id=chan.id, user_id=self.x._user_id(author),
+            created_at=ms_to_datetime(created) or _EPOCH, kind=message_kind(post_type, mm_props), text=text,
+            thread_root_id=root.id if root is not None else None, edited_at=ms_to_datetime(post.get("edit_at")),
+            is_pinned=post.get("is_pinned") is True, reactions=reactions, files=files, props=props, origin=origin)
+        return message, problems
+
+    def _reactions(self, raw: Any, origin: Origin, problems: list[Item]) -> tuple[Reaction, ...]:
+        reactions: dict[tuple[str, str], Reaction] = {}
+        for entry in raw if isinstance(raw, list) else ():
+            user = entry.get("user") if isinstance(entry, dict) else None
+            emoji = entry.get("emoji_name") if isinstance(entry, dict) else None
+            if not isinstance(user, str) or not user or not isinstance(emoji, str) or not emoji.strip(":"):
+                problems.append(Unreadable("reactions", "CM025", "reaction without user or emoji_name", entry, origin))
+                continue
+            reaction = Reaction(emoji.strip(":"), self.x._user_id(user), ms_to_datetime(entry.get("create_at")))
+            # One user, one emoji, one reaction (the target's key): a repeat is the same reaction.
+            reactions.setdefault((reaction.emoji, reaction.user_id), reaction)
+        return tuple(reactions.values())
+
+    def _files(self, message_key: str, raw: Any, created_at: datetime | None, origin: Origin,
+               problems: list[Item]) -> tuple[File, ...]:
+        files: list[File] = []
+        sequence = Sequencer()
+        for entry in raw if isinstance(raw, list) else ():
+            path = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(path, str) or not path:
+                problems.append(Unreadable("files", "CM020", "attachment without a path", entry, origin))
+                continue
+            name = PurePosixPath(path.replace("\\", "/")).name or path
+            key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
+            result = self._file(key, path, created_at, origin)
+            if isinstance(result, Unreadable):
+                problems.append(result)
+            else:
+                files.append(result)
+        return tuple(files)
+
+    def _file(self, key: str, path: str, created_at: datetime | None, origin: Origin | None = None,
+              ) -> File | Unreadable:
+        name = PurePosixPath(path.replace("\\", "/")).name or path
+        if not safe_relative(path):
+            return Unreadable("files", "CM003", f"attachment path {path!r} escapes data/ (absolute, drive or ..); "
+                              "refused", {"path": path}, origin)
+        props: dict[str, Any] = {}
+        member = self.attachments.locate(path)
+        size = sha256 = None
+        if member is None:
+            props["missing"] = True  # exported without attachments, or lost: the record stays
+        else:
+            size, sha256 = self.attachments.measure(member)
+        return File(self.x._id("file", key), SOURCE, key, name, mime_type=mimetypes.guess_type(name)[0],
+                    size=size, sha256=sha256, path=f"data/{path}", created_at=created_at, props=props)
+
+    def _undeclared(self) -> Iterator[Item]:
+        """Posts whose team/channel has no channel line: they cannot be placed, each is rejected."""
+        by_name: dict[str, list[str]] = {}
+        for key, chan in self.index.channels.items():
+            if chan.names is None:
+                by_name.setdefault(key.split("/", 1)[1], []).append(key.split("/", 1)[0])
+        for key, lines in self.index.posts.items():
+            if key in self.index.channels:
+                continue
+            team, name = key.split("/", 1)
+            elsewhere = by_name.get(name)
+            hint = f" (a channel of that name is in team {', '.join(elsewhere)})" if elsewhere else ""
+            reason = f"channel {name!r} of team {team!r} is not declared in the export{hint}"
+            for offset, number in zip(lines.offsets, lines.numbers, strict=True):
+                origin = Origin(self.where, number)
+                raw, _too_long = self._read(offset)
+                try:
+                    post = orjson.loads(raw).get("post")
+                except (orjson.JSONDecodeError, AttributeError):
+                    post = raw[:_RAW_EXCERPT].decode("utf-8", "replace")
+                yield Unreadable("messages", "CM022", reason, post, origin)
+                for reply in (post.get("replies") or ()) if isinstance(post, dict) else ():
+                    yield Unreadable("messages", "CM022", f"reply in a post whose {reason}", reply, origin)
+
+
+_KNOWN_KINDS = {"version", "role", "scheme", "team", "channel", "user", "bot", "post", "direct_channel",
+                "direct_post", "emoji"}
+_KIND_OF_LINE = {"team": "teams", "channel": "channels", "direct_channel": "channels", "user": "users",
+                 "bot": "users", "post": "messages", "direct_post": "messages", "emoji": "emoji"}
+
+
+def _record_kind(line_type: str) -> str:
+    return _KIND_OF_LINE.get(line_type, line_type)
+
+
+def _shape_problem(kind: str, body: Any) -> str:
+    if not isinstance(body, dict):
+        return f'"{kind}" line without a "{kind}" object'
+    required = {"team": "name", "channel": "team and name", "user": "username", "bot": "username",
+                "post": "team and channel", "direct_post": "channel_members (usernames)",
+                "direct_channel": "members or participants", "emoji": "name"}
+    return f"{kind} without {required.get(kind, 'its required fields')}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _ms(value: datetime | None) -> int:
+    if value is None:
+        return 0
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+__all__ = ["MattermostExport"]
