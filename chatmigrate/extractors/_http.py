@@ -42,6 +42,24 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def parse_ratelimit_reset(value: str | None, now: datetime | None = None) -> float | None:
+    """`X-RateLimit-Reset` as seconds to wait. Servers send either the reset moment as epoch
+    milliseconds (Rocket.Chat) or epoch seconds (GitHub-style), or a delta in seconds; the
+    magnitude tells them apart."""
+    if not value:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    now_s = (now or datetime.now(UTC)).timestamp()
+    if number > 1e11:  # epoch milliseconds
+        return max(0.0, number / 1000 - now_s)
+    if number > 1e9:  # epoch seconds
+        return max(0.0, number - now_s)
+    return max(0.0, number)
+
+
 class HttpClient:
     """GET JSON from one API base URL with retries; every message it raises is redacted.
 
@@ -98,6 +116,8 @@ class HttpClient:
                 return response
             if response.status_code in _RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is None:
+                    retry_after = parse_ratelimit_reset(response.headers.get("X-RateLimit-Reset"))
                 wait = retry_after if retry_after is not None else min(2.0 ** (attempt - 1), self.max_wait)
                 if attempt > self.max_retries or wait > self.max_wait:
                     raise TransientError(self.hide(f"GET {url}: HTTP {response.status_code} after {attempt} "

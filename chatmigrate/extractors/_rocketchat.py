@@ -460,3 +460,15 @@ def timeline(messages: Iterable[Message]) -> list[Message]:
     for replies in waiting.values():  # a cycle of roots cannot be placed in order; keep every message
         result.extend(replies)
     return result
+
+
+def unresolved_reaction_items(message: Message) -> list[Skipped]:
+    """One Skipped "reactions" item per reaction whose username no document of the source names.
+
+    The reaction stays on its message (`props["unresolved_reactions"]`); this makes it counted in the
+    run's accounting instead of vanishing from the reaction totals.
+    """
+    return [Skipped("reactions", f"reaction :{entry['emoji']}: by username {entry['username']!r}, whom the source "
+                    f"does not know; kept in props.unresolved_reactions of message {message.source_id}",
+                    {"message_id": message.id, **entry}, message.origin)
+            for entry in message.props.get("unresolved_reactions", ())]

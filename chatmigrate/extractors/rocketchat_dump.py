@@ -53,6 +53,7 @@ from chatmigrate.extractors._rocketchat import (
     revision,
     rid_of,
     timeline,
+    unresolved_reaction_items,
 )
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Skipped, Unreadable, User
 
@@ -508,7 +509,9 @@ class _Run:
                 problems.append(Unreadable("messages", "CM005", f"edit-history copy of message {parent}, which is not "
                                            "in the dump", jsonable(doc), origin))
         yield from problems
-        yield from timeline(built)
+        for message in timeline(built):
+            yield from unresolved_reaction_items(message)
+            yield message
         yield Checkpoint(SOURCE, self.scope, channel.id, cursor_text(latest) if latest else "")
 
     def _leftovers(self) -> Iterator[Item]:
