@@ -223,12 +223,14 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
               show_default=True, help="Where rejected records go (written only when there are some).")
 @click.option("--strict", is_flag=True, help="Validate first; write nothing if any record would be rejected.")
 @click.option("--prefix", default="cm_", show_default=True, help="Table name prefix in the target.")
+@click.option("--retry-for", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to retry a lost database connection before giving up (the run resumes on re-run).")
 @_validation_options
 @json_option
 @quiet_option
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
-            strict: bool, prefix: str, max_errors: int | None, max_text: int, require_email: bool,
+            strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
             json_output: bool, quiet: bool) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
@@ -246,6 +248,7 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
         if check.errors:
             _finish(check, json_output)
     loader = loader_for(target, prefix=prefix)
+    loader.retry_seconds = retry_for
     try:
         options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation)
         result = pipeline.run(_extractor(location, source, option), loader, options)
