@@ -249,6 +249,18 @@ def emoji_file_name(doc: Mapping[str, Any]) -> str:
     return f"{doc.get('name')}.{doc.get('extension') or 'png'}"
 
 
+def emoji_file(doc: Mapping[str, Any], scope: str, *, size: int | None = None, sha256: str | None = None,
+               note: str | None = None) -> File | None:
+    """The image of a custom emoji, keyed by the emoji's own id (the dump and the API both know it)."""
+    native = native_id(doc.get("_id"))
+    if native is None:
+        return None
+    name = emoji_file_name(doc)
+    return File(id=rid_of("file", scope, f"emoji/{native}"), source=SOURCE, source_id=f"emoji/{native}", name=name,
+                size=size, sha256=sha256, source_url=f"/emoji-custom/{quote(name)}",
+                props={"bytes": note} if note else {})
+
+
 # -------------------------------------------------------------------------------------------- messages
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from chatmigrate.extractors._rocketchat import (
     convert_room,
     convert_user,
     cursor_text,
+    emoji_file,
     emoji_file_name,
     file_from_entry,
     jsonable,
@@ -409,13 +410,9 @@ class _Run:
             if isinstance(doc, Unreadable):
                 yield doc
                 continue
-            file = None
             stored = bucket.by_name.get(emoji_file_name(doc))
-            if stored is not None:
-                size, sha, note = bucket.digest(stored)
-                file = File(id=rid_of("file", self.scope, f"custom_emoji/{stored}"), source=SOURCE,
-                            source_id=f"custom_emoji/{stored}", name=emoji_file_name(doc), size=size, sha256=sha,
-                            source_url=f"/emoji-custom/{emoji_file_name(doc)}", props={"bytes": note})
+            size, sha, note = bucket.digest(stored) if stored else (None, None, "not in the dump")
+            file = emoji_file(doc, self.scope, size=size, sha256=sha, note=note)
             yield convert_emoji(doc, self.scope, file, emoji.origin(offset))
 
     # -- messages ---------------------------------------------------------------------------------
