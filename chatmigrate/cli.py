@@ -17,8 +17,7 @@ from chatmigrate import __version__, extractors, pipeline
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.loaders import DEFAULT_TARGET, loader_for
 from chatmigrate.redact import redact
-from chatmigrate.validate import ValidationOptions
-from chatmigrate.validate.rules import rule
+from chatmigrate.validate import ValidationOptions, report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +92,8 @@ def _validation_options(func: F) -> F:
                         help="Warn about message text longer than this many characters.")(func)
     func = click.option("--require-email", is_flag=True,
                         help="Reject users without an email (for targets that need one).")(func)
+    func = click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+                        metavar="FILE.html", help="Also write a self-contained HTML report.")(func)
     return func
 
 
@@ -159,32 +160,16 @@ def inspect(location: str, source: str | None, option: tuple[str, ...], json_out
         click.echo(f"  messages from {found.first_at:%Y-%m-%d %H:%M} to {found.last_at:%Y-%m-%d %H:%M} UTC")
 
 
-def _print_summary(result: pipeline.RunResult) -> None:
-    verb = "would load" if result.dry_run else "loaded"
-    click.echo(f"{result.command}: {result.location} ({result.source})"
-               + (f" → {result.target}" if result.target else " (dry run: nothing written)"), err=True)
-    click.echo(f"  {'kind':<10} {'read':>9} {'added':>7} {verb:>10} {'rejected':>9} {'skipped':>8}", err=True)
-    for kind, c in result.counts.items():
-        if any(c.values()):
-            click.echo(f"  {kind:<10} {c['read']:>9,} {c['added']:>7,} {c['loaded']:>10,} {c['rejected']:>9,} "
-                       f"{c['skipped']:>8,}", err=True)
-    for code, n in sorted(result.sink.counts.items()):
-        entry = rule(code)
-        example = result.sink.examples[code][0]
-        where = f" at {example.location}" if example.location else ""
-        click.echo(f"  {code} {entry.name} ({entry.severity}): {n:,} — e.g. {example.message}{where}", err=True)
-    if result.sink.wrote_rejects:
-        click.echo(f"  rejected records written to {result.sink.rejects_path}", err=True)
-    if not result.dry_run:
-        click.echo(f"  rows inserted or changed: {result.rows_written:,}", err=True)
-
-
-def _finish(result: pipeline.RunResult, json_output: bool) -> None:
+def _finish(result: pipeline.RunResult, json_output: bool, report_path: Path | None = None) -> None:
     code = EXIT_FINDINGS if result.errors else EXIT_OK
+    if report_path is not None:
+        report.write_html(result, code, report_path)
     if json_output:
-        _emit_json({**result.as_json(), "exit_code": code})
+        _emit_json(report.as_json(result, code, report_path))
     else:
-        _print_summary(result)
+        report.print_summary(result, functools.partial(click.echo, err=True))
+        if report_path is not None:
+            click.echo(f"  report: {report_path}", err=True)
     sys.exit(code)
 
 
@@ -199,17 +184,18 @@ def _finish(result: pipeline.RunResult, json_output: bool) -> None:
 @quiet_option
 @speaks_errors
 def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None,
-             max_errors: int | None, max_text: int, require_email: bool, json_output: bool, quiet: bool) -> None:
+             max_errors: int | None, max_text: int, require_email: bool, report_path: Path | None,
+             json_output: bool, quiet: bool) -> None:
     """Dry run: read and check everything, write nothing (exit 1 when records would be rejected).
 
     \b
     Example:
-      chatmigrate validate export.zip --rejects rejects.jsonl
+      chatmigrate validate export.zip --rejects rejects.jsonl --report report.html
     """
     extractor = _extractor(location, source, option)
     options = pipeline.RunOptions("validate", location, rejects, max_errors, _progress(json_output, quiet),
                                   ValidationOptions(max_text=max_text, require_email=require_email))
-    _finish(pipeline.run(extractor, None, options), json_output)
+    _finish(pipeline.run(extractor, None, options), json_output, report_path)
 
 
 @main.command()
@@ -231,7 +217,7 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
             strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
-            json_output: bool, quiet: bool) -> None:
+            report_path: Path | None, json_output: bool, quiet: bool) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
     Loads every valid record, writes rejected ones to the rejects file, exits 1 if any were rejected.
@@ -246,7 +232,7 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
         check = pipeline.run(_extractor(location, source, option), None,
                              pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation))
         if check.errors:
-            _finish(check, json_output)
+            _finish(check, json_output, report_path)
     loader = loader_for(target, prefix=prefix)
     loader.retry_seconds = retry_for
     try:
@@ -254,4 +240,28 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
         result = pipeline.run(_extractor(location, source, option), loader, options)
     finally:
         loader.close()
-    _finish(result, json_output)
+    _finish(result, json_output, report_path)
+
+
+@main.command()
+@click.option("--to", "target", envvar="CHATMIGRATE_TARGET_URL", default=DEFAULT_TARGET, show_default=True,
+              metavar="URL", help="Target database URL (or CHATMIGRATE_TARGET_URL).")
+@click.option("--prefix", default="cm_", show_default=True, help="Table name prefix in the target.")
+@click.option("--apply", "apply_", is_flag=True, help="Create the tables in the target instead of printing them.")
+@speaks_errors
+def schema(target: str, prefix: str, apply_: bool) -> None:
+    """Print the target schema's DDL for the database of --to, or create it there with --apply.
+
+    \b
+    Example:
+      chatmigrate schema --to mysql+pymysql://chat@db/chat > schema.sql
+    """
+    loader = loader_for(target, prefix=prefix)
+    try:
+        if not apply_:
+            click.echo(loader.ddl(), nl=False)
+            return
+        loader.prepare()
+        click.echo(f"schema ready in {loader.safe_url}")
+    finally:
+        loader.close()

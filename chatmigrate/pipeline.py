@@ -19,7 +19,7 @@ from tqdm import tqdm
 from chatmigrate.errors import ChatmigrateError
 from chatmigrate.extractors import Extractor
 from chatmigrate.loaders import Loader, RunInfo
-from chatmigrate.model import RECORD_KINDS, Checkpoint, Item, Message, Skipped, Unreadable, nested_counts
+from chatmigrate.model import RECORD_KINDS, Channel, Checkpoint, Item, Message, Skipped, Unreadable, nested_counts
 from chatmigrate.validate import Accounting, ValidationOptions, Validator
 from chatmigrate.validate.findings import FindingSink
 
@@ -43,6 +43,9 @@ class RunResult:
     first_at: datetime | None = None
     last_at: datetime | None = None
     per_channel: dict[str, int] = field(default_factory=dict)
+    # For reports: channel id → name, and messages loaded (or that would be) per "YYYY-MM".
+    channel_names: dict[str, str] = field(default_factory=dict)
+    per_month: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -86,7 +89,7 @@ class _Tally:
             return
         for nested, n in nested_counts(item).items():
             self.by_kind[nested] += n
-        if isinstance(item, Message):
+        if isinstance(item, Message) and isinstance(item.created_at, datetime) and item.created_at.tzinfo:
             if self.first_at is None or item.created_at < self.first_at:
                 self.first_at = item.created_at
             if self.last_at is None or item.created_at > self.last_at:
@@ -110,7 +113,8 @@ def _with_progress(items: Iterator[Item], enabled: bool, label: str) -> Iterator
         bar.close()
 
 
-def _records_only(items: Iterator[Item], loaded: _Tally, per_channel: dict[str, int]) -> Iterator[Any]:
+def _records_only(items: Iterator[Item], loaded: _Tally, per_channel: dict[str, int],
+                  names: dict[str, str], months: dict[tuple[int, int], int]) -> Iterator[Any]:
     for item in items:
         if isinstance(item, Checkpoint):
             yield item
@@ -118,6 +122,10 @@ def _records_only(items: Iterator[Item], loaded: _Tally, per_channel: dict[str, 
         loaded.add(item)
         if isinstance(item, Message):
             per_channel[item.channel_id] = per_channel.get(item.channel_id, 0) + 1
+            month = (item.created_at.year, item.created_at.month)
+            months[month] = months.get(month, 0) + 1
+        elif isinstance(item, Channel):
+            names[item.id] = item.name
         yield item
 
 
@@ -127,13 +135,15 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions) -> Run
     accounting = Accounting()
     read, loaded = _Tally(), _Tally()
     per_channel: dict[str, int] = {}
+    names: dict[str, str] = {}
+    months: dict[tuple[int, int], int] = {}
     if loader is not None:
         loader.prepare()
     since = loader.cursors(extractor.source, extractor.scope) if loader is not None else None
     stream: Iterator[Item] = _tallied(extractor.records(since=since), read)
     stream = Validator(sink, options.validation, accounting)(stream)
     stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}")
-    records = _records_only(stream, loaded, per_channel)
+    records = _records_only(stream, loaded, per_channel, names, months)
     status = "failed"
     rows_written = 0
     if loader is not None:
@@ -153,7 +163,8 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions) -> Run
     _check_identity(counts)
     return RunResult(options.command, extractor.name, options.location,
                      loader.safe_url if loader is not None else None, loader is None, counts, sink, rows_written,
-                     read.first_at, read.last_at, per_channel)
+                     read.first_at, read.last_at, per_channel, names,
+                     {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())})
 
 
 def _counts(read: _Tally, loaded: _Tally, accounting: Accounting) -> dict[str, dict[str, int]]:

@@ -1,24 +1,53 @@
 """Validation: the step between extractors and loaders that checks every record (DESIGN §4).
 
 `Validator` is a stream step: records that pass (possibly repaired, with the repair recorded) go on;
-rejected ones go to the FindingSink and never reach the loader. It keeps O(users + channels + one
-channel's message ids) of state, since messages arrive grouped by channel.
+rejected ones go to the FindingSink and never reach the loader. Every rule of the catalogue
+(validate/rules.py) that is not an extractor's CM0xx is checked here.
+
+Memory stays O(users + channels + one channel's message ids) plus two bounded structures, because
+messages arrive grouped by channel (DESIGN §2):
+- the current channel's message ids → content fingerprint (thread roots, duplicates);
+- a fixed-size Bloom filter (`_SeenIds`, 16 MiB) of every message id already passed, so a reply whose
+  root is not in its own channel can be told apart: root read in an earlier channel (CM104) or not
+  (yet). With 10 million messages its false-positive rate is about 0.5 %, and a false positive only
+  changes which of two warnings with the same repair (CM103/CM104) an orphan reply is counted under;
+- the orphan replies still waiting for a root (at most `MAX_PENDING_ORPHANS`): if the root turns up
+  later in another channel, the reply is counted under CM104, otherwise CM103 at the end of the
+  stream. The reply itself is never held back: it goes on at once, top-level, with props.orphan_of.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chatmigrate.model import Channel, Checkpoint, Item, Message, Skipped, Unreadable, User
+from chatmigrate.model import (
+    Channel,
+    Checkpoint,
+    Emoji,
+    File,
+    Item,
+    Message,
+    Origin,
+    Skipped,
+    Team,
+    Unreadable,
+    User,
+)
 from chatmigrate.validate.findings import Finding, FindingSink
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_CHANNEL_KINDS = frozenset({"public", "private", "direct", "group"})
+# Text fields of users and channels checked for NUL / lone surrogates (message text is checked apart).
+_USER_TEXT = ("username", "email", "display_name", "first_name", "last_name", "role", "timezone")
+_CHANNEL_TEXT = ("name", "display_name", "topic", "purpose")
+MAX_PENDING_ORPHANS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +76,87 @@ def fix_text(text: str) -> str:
     return _BAD_TEXT.sub(lambda m: "" if m.group(0) == "\x00" else "\ufffd", text)
 
 
+def escaped(text: str) -> str:
+    """`text` as ASCII with backslash escapes: keeps NULs and lone surrogates readable and storable."""
+    return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace").replace("\x00", "\\x00")
+
+
+class _SeenIds:
+    """A fixed-size Bloom filter of ids: memory independent of the number of messages."""
+
+    def __init__(self, size_bytes: int = 1 << 24, hashes: int = 4) -> None:
+        self.size_bytes = size_bytes
+        self.bits_total = size_bytes * 8
+        self.hashes = hashes
+        self._bits: bytearray | None = None  # allocated on the first message only
+
+    def _positions(self, key: str) -> list[int]:
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        h1 = int.from_bytes(digest[:8], "little")
+        h2 = int.from_bytes(digest[8:], "little") | 1
+        m = self.bits_total
+        return [(h1 + i * h2) % m for i in range(self.hashes)]
+
+    def add(self, key: str) -> None:
+        if self._bits is None:
+            self._bits = bytearray(self.size_bytes)
+        bits = self._bits
+        for pos in self._positions(key):
+            bits[pos >> 3] |= 1 << (pos & 7)
+
+    def __contains__(self, key: object) -> bool:
+        bits = self._bits
+        if bits is None or not isinstance(key, str):
+            return False
+        return all(bits[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(key))
+
+
+@dataclass(frozen=True, slots=True)
+class _Orphan:
+    message_id: str
+    channel_id: str
+    origin: Origin | None
+
+
+def _fingerprint(record: Any) -> int:
+    """A content hash of a record (origin excluded): equal records, equal fingerprints."""
+    if isinstance(record, Message):
+        return hash((record.user_id, record.created_at, record.kind, record.text, record.thread_root_id,
+                     record.edited_at, record.deleted_at, record.is_pinned, record.reactions,
+                     tuple(f.id for f in record.files)))
+    values = []
+    for f in dataclasses.fields(record):
+        if f.name == "origin":
+            continue
+        value = getattr(record, f.name)
+        values.append(repr(value) if isinstance(value, dict) else value)
+    return hash(tuple(values))
+
+
+def _missing(value: Any) -> bool:
+    return not isinstance(value, str) or not value
+
+
 class Validator:
     def __init__(self, sink: FindingSink, options: ValidationOptions | None = None,
                  accounting: Accounting | None = None) -> None:
         self.sink = sink
         self.options = options or ValidationOptions()
         self.accounting = accounting or Accounting()
-        self.users: set[str] = set()
+        # user id → fingerprint (None for a placeholder the validator made: the real user may follow).
+        self.users: dict[str, int | None] = {}
         self.usernames: dict[str, str] = {}
         self.emails: dict[str, str] = {}
-        self.channels: dict[str, str] = {}
+        self.channels: dict[str, str] = {}  # id → kind
+        self.channel_names: dict[str, str] = {}
+        self.channel_prints: dict[str, int] = {}
+        self.other_prints: dict[str, int] = {}  # teams and emoji
         # Messages of the current channel: id → fingerprint, for thread roots and duplicates.
         self.channel_messages: dict[str, int] = {}
         self.current_channel: str | None = None
+        self.seen_messages = _SeenIds()
+        self.pending_orphans: dict[str, list[_Orphan]] = {}
+        self.pending_count = 0
         self.now = datetime.now(UTC)
 
     def __call__(self, items: Iterator[Item]) -> Iterator[Item]:
@@ -75,11 +172,14 @@ class Validator:
             elif isinstance(item, Skipped):
                 self.sink.add(Finding("CM007", item.reason, item.record_kind, origin=item.origin))
                 self.accounting.bump(self.accounting.skipped, item.record_kind)
+            elif isinstance(item, (Team, Emoji)):
+                yield from self._other(item)
             else:
                 if isinstance(item, Checkpoint):
                     self.channel_messages.clear()
                     self.current_channel = None
                 yield item
+        self._flush_orphans()
 
     # -- helpers -------------------------------------------------------------------------------
     def _reject(self, record: Any, findings: list[Finding]) -> None:
@@ -89,54 +189,151 @@ class Validator:
         if isinstance(record, Message):
             self.accounting.bump(self.accounting.rejected, "reactions", len(record.reactions))
             self.accounting.bump(self.accounting.rejected, "files", len(record.files))
+        elif isinstance(record, Emoji) and record.file is not None:
+            self.accounting.bump(self.accounting.rejected, "files")
+
+    def _skip_duplicate(self, record: Any) -> None:
+        kind = record.record_kind
+        self.sink.add(Finding("CM106", f"the same {kind[:-1]} appears twice; the copy is skipped", kind,
+                              record.id, record.origin))
+        self.accounting.bump(self.accounting.skipped, kind)
+        if isinstance(record, Message):
+            self.accounting.bump(self.accounting.skipped, "reactions", len(record.reactions))
+            self.accounting.bump(self.accounting.skipped, "files", len(record.files))
+        elif isinstance(record, Emoji) and record.file is not None:
+            self.accounting.bump(self.accounting.skipped, "files")
+
+    def _conflict(self, record: Any) -> Finding:
+        kind = record.record_kind
+        return Finding("CM105", f"a second {kind[:-1]} with id {record.id} and different content", kind,
+                       record.id, record.origin)
 
     def _reject_unreadable(self, item: Unreadable) -> None:
         raw = item.raw
         self.sink.reject(raw, [Finding(item.code, item.reason, item.record_kind, origin=item.origin)])
         self.accounting.bump(self.accounting.rejected, item.record_kind)
 
+    def _required(self, record: Any, names: tuple[str, ...]) -> Finding | None:
+        """CM117 for the first of `names` (plus id, source, source_id) that is missing or empty."""
+        for name in ("id", "source", "source_id", *names):
+            if _missing(getattr(record, name)):
+                kind = record.record_kind
+                return Finding("CM117", f"{kind[:-1]} without {name}", kind,
+                               record.id if isinstance(record.id, str) else None, record.origin)
+        return None
+
     def _placeholder(self, user_id: str, source: str, origin: Any) -> User:
-        self.users.add(user_id)
+        self.users[user_id] = None
         self.accounting.bump(self.accounting.added, "users")
         short = user_id.split("-")[0]
         return User(id=user_id, source=source, source_id=f"placeholder:{user_id}", username=f"unknown-{short}",
                     is_deleted=True, props={"placeholder": True}, origin=origin)
 
-    # -- users and channels --------------------------------------------------------------------
-    def _user(self, user: User) -> Iterator[Item]:
-        if not user.username:
-            self._reject(user, [Finding("CM117", "user without a username", "users", user.id, user.origin)])
+    def _clean_fields(self, record: Any, names: tuple[str, ...]) -> Any:
+        """CM108 for users and channels: repair text fields a database would refuse, keep the originals."""
+        bad = {name: getattr(record, name) for name in names
+               if isinstance(getattr(record, name), str) and _BAD_TEXT.search(getattr(record, name))}
+        if not bad:
+            return record
+        kind = record.record_kind
+        self.sink.add(Finding("CM108", f"{', '.join(bad)} hold NUL characters or lone surrogates", kind, record.id,
+                              record.origin, "NUL removed, lone surrogates replaced by U+FFFD; originals, escaped, "
+                              "in props.source_escaped"))
+        props = dict(record.props)
+        props["source_escaped"] = {name: escaped(value) for name, value in bad.items()}
+        return dataclasses.replace(record, props=props, **{name: fix_text(value) for name, value in bad.items()})
+
+    # -- teams, emoji, users and channels ------------------------------------------------------
+    def _other(self, record: Team | Emoji) -> Iterator[Item]:
+        problem = self._required(record, ("name",))
+        if problem:
+            self._reject(record, [problem])
             return
-        self.users.add(user.id)
+        fingerprint = _fingerprint(record)
+        seen = self.other_prints.get(record.id)
+        if seen is not None:
+            if seen == fingerprint:
+                self._skip_duplicate(record)
+            else:
+                self._reject(record, [self._conflict(record)])
+            return
+        self.other_prints[record.id] = fingerprint
+        yield record
+
+    def _user(self, user: User) -> Iterator[Item]:
+        problem = self._required(user, ("username",))
+        if problem:
+            self._reject(user, [problem])
+            return
+        fingerprint = _fingerprint(user)
+        if user.id in self.users:
+            seen = self.users[user.id]
+            if seen == fingerprint:
+                self._skip_duplicate(user)
+                return
+            if seen is not None:
+                self._reject(user, [self._conflict(user)])
+                return
+            # else: the real user after a placeholder: it replaces the placeholder (same id, upsert).
+        if not user.email and self.options.require_email and not user.is_bot:
+            self._reject(user, [Finding("CM119", f"user {user.username!r} has no email and --require-email is set",
+                                        "users", user.id, user.origin)])
+            return
+        user = self._clean_fields(user, _USER_TEXT)
+        self.users[user.id] = fingerprint
         folded = user.username.casefold()
         other = self.usernames.setdefault(folded, user.id)
         if other != user.id:
             self.sink.add(Finding("CM115", f"username {user.username!r} differs only in case from another user's",
-                                  "users", user.id, user.origin, "loaded as is; rename before importing into a "
-                                  "case-insensitive server"))
+                                  "users", user.id, user.origin))
         if user.email:
             other = self.emails.setdefault(user.email.casefold(), user.id)
             if other != user.id:
                 self.sink.add(Finding("CM116", f"email {user.email!r} is shared with another user", "users",
                                       user.id, user.origin))
-        elif self.options.require_email and not user.is_bot:
-            self._reject(user, [Finding("CM114", f"user {user.username!r} has no email and --require-email is "
-                                        "set", "users", user.id, user.origin)])
-            return
         else:
             self.sink.add(Finding("CM114", f"user {user.username!r} has no email", "users", user.id, user.origin))
         yield user
 
     def _channel(self, channel: Channel) -> Iterator[Item]:
+        problem = self._required(channel, ("name",))
+        if problem:
+            self._reject(channel, [problem])
+            return
+        if channel.kind not in _CHANNEL_KINDS:
+            self._reject(channel, [Finding("CM006", f"channel kind {channel.kind!r} is not one of "
+                                           f"{', '.join(sorted(_CHANNEL_KINDS))}", "channels", channel.id,
+                                           channel.origin)])
+            return
+        fingerprint = _fingerprint(channel)
+        seen = self.channel_prints.get(channel.id)
+        if seen is not None:
+            if seen == fingerprint:
+                self._skip_duplicate(channel)
+            else:
+                self._reject(channel, [self._conflict(channel)])
+            return
+        self.channel_prints[channel.id] = fingerprint
+        channel = self._clean_fields(channel, _CHANNEL_TEXT)
         self.channels[channel.id] = channel.kind
+        self.channel_names[channel.id] = channel.name
         members = len(set(channel.member_ids))
         if (channel.kind == "direct" and members not in (1, 2)) or (channel.kind == "group" and members < 3):
             self.sink.add(Finding("CM113", f"{channel.kind} conversation {channel.name!r} has {members} members",
-                                  "channels", channel.id, channel.origin, "loaded as is"))
+                                  "channels", channel.id, channel.origin))
         yield channel
 
     # -- messages ------------------------------------------------------------------------------
     def _message(self, message: Message) -> Iterator[Item]:
+        problem = self._required(message, ("channel_id",))
+        if problem is None and not isinstance(message.text, str):
+            problem = Finding("CM117", "message without text (use \"\" for none)", "messages", message.id,
+                              message.origin)
+        if problem is None:
+            problem = self._unreadable_times(message)
+        if problem:
+            self._reject(message, [problem])
+            return
         if message.channel_id not in self.channels:
             self._reject(message, [Finding("CM101", "message in a channel that is not in the export", "messages",
                                            message.id, message.origin)])
@@ -144,21 +341,18 @@ class Validator:
         if message.channel_id != self.current_channel:
             self.channel_messages.clear()
             self.current_channel = message.channel_id
-        fingerprint = hash((message.user_id, message.created_at, message.kind, message.text, message.thread_root_id,
-                            message.edited_at, message.deleted_at, len(message.reactions), len(message.files)))
+        fingerprint = _fingerprint(message)
         seen = self.channel_messages.get(message.id)
         if seen is not None:
             if seen == fingerprint:
-                self.sink.add(Finding("CM106", "the same message appears twice; the copy is skipped", "messages",
-                                      message.id, message.origin))
-                self.accounting.bump(self.accounting.skipped, "messages")
-                self.accounting.bump(self.accounting.skipped, "reactions", len(message.reactions))
-                self.accounting.bump(self.accounting.skipped, "files", len(message.files))
+                self._skip_duplicate(message)
             else:
-                self._reject(message, [Finding("CM105", "a second message with the same id and different content",
-                                               "messages", message.id, message.origin)])
+                self._reject(message, [self._conflict(message)])
             return
         self.channel_messages[message.id] = fingerprint
+        self.seen_messages.add(message.id)
+        if self.pending_orphans:
+            self._root_arrived(message)
         repairs: dict[str, Any] = {}
         if message.user_id is not None and message.user_id not in self.users:
             self.sink.add(Finding("CM102", "author not in the export", "messages", message.id, message.origin,
@@ -168,7 +362,8 @@ class Validator:
         self._check_thread(message, repairs)
         self._check_text(message, repairs)
         self._check_times(message, repairs)
-        if not message.text and not message.files and message.kind == "normal":
+        self._check_files(message, repairs)
+        if not message.text and not message.files and message.kind == "normal" and message.deleted_at is None:
             self.sink.add(Finding("CM112", "message with neither text nor files", "messages", message.id,
                                   message.origin))
         if repairs:
@@ -176,6 +371,16 @@ class Validator:
             props.update(repairs.pop("props", {}))
             message = dataclasses.replace(message, props=props, **repairs)
         yield message
+
+    def _unreadable_times(self, message: Message) -> Finding | None:
+        for name in ("created_at", "edited_at", "deleted_at"):
+            value = getattr(message, name)
+            if value is None and name != "created_at":
+                continue
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                return Finding("CM004", f"{name} {value!r} is not a time-zone-aware datetime", "messages",
+                               message.id, message.origin)
+        return None
 
     def _reactors(self, message: Message) -> Iterator[User]:
         for reaction in message.reactions:
@@ -188,37 +393,91 @@ class Validator:
         root = message.thread_root_id
         if root is None or root in self.channel_messages:
             return
-        self.sink.add(Finding("CM103", "reply whose thread root is not in this channel's export", "messages",
-                              message.id, message.origin, "loaded top-level; props.orphan_of keeps the root id"))
         repairs["thread_root_id"] = None
         repairs.setdefault("props", {})["orphan_of"] = root
+        if root in self.seen_messages:
+            self.sink.add(Finding("CM104", "reply whose thread root is in another (earlier) channel", "messages",
+                                  message.id, message.origin))
+        elif self.pending_count < MAX_PENDING_ORPHANS:
+            # Decided later: the root may still come, in another channel (CM104), or never (CM103).
+            self.pending_orphans.setdefault(root, []).append(_Orphan(message.id, message.channel_id, message.origin))
+            self.pending_count += 1
+        else:
+            self._orphan_finding(_Orphan(message.id, message.channel_id, message.origin), None)
+
+    def _root_arrived(self, message: Message) -> None:
+        waiting = self.pending_orphans.pop(message.id, None)
+        if waiting is None:
+            return
+        self.pending_count -= len(waiting)
+        for orphan in waiting:
+            self._orphan_finding(orphan, message)
+
+    def _orphan_finding(self, orphan: _Orphan, root: Message | None) -> None:
+        if root is None:
+            finding = Finding("CM103", "reply whose thread root is not in the export", "messages",
+                              orphan.message_id, orphan.origin)
+        elif root.channel_id == orphan.channel_id:
+            finding = Finding("CM103", f"reply read before its thread root (root at {root.origin}); replies must "
+                              "follow their root", "messages", orphan.message_id, orphan.origin)
+        else:
+            name = self.channel_names.get(root.channel_id, root.channel_id)
+            finding = Finding("CM104", f"reply whose thread root is in channel {name!r} (at {root.origin})",
+                              "messages", orphan.message_id, orphan.origin)
+        self.sink.add(finding)
+
+    def _flush_orphans(self) -> None:
+        for waiting in self.pending_orphans.values():
+            for orphan in waiting:
+                self._orphan_finding(orphan, None)
+        self.pending_orphans.clear()
+        self.pending_count = 0
 
     def _check_text(self, message: Message, repairs: dict[str, Any]) -> None:
         text = message.text
         if _BAD_TEXT.search(text):
             self.sink.add(Finding("CM108", "text holds NUL characters or lone surrogates", "messages", message.id,
-                                  message.origin, "NUL removed, lone surrogates replaced by U+FFFD"))
+                                  message.origin, "NUL removed, lone surrogates replaced by U+FFFD; the original, "
+                                  "escaped, in props.source_text_escaped"))
             repairs["text"] = fix_text(text)
-            repairs.setdefault("props", {})["source_text_escaped"] = text.encode(
-                "utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            repairs.setdefault("props", {})["source_text_escaped"] = escaped(text)
             if "source_text" in message.props and isinstance(message.props["source_text"], str):
                 repairs["props"]["source_text"] = fix_text(message.props["source_text"])
         if len(text) > self.options.max_text:
-            self.sink.add(Finding("CM109", f"text of {len(text)} characters (limit {self.options.max_text})",
-                                  "messages", message.id, message.origin, "loaded whole"))
+            self.sink.add(Finding("CM109", f"text of {len(text):,} characters (limit {self.options.max_text:,})",
+                                  "messages", message.id, message.origin))
 
     def _check_times(self, message: Message, repairs: dict[str, Any]) -> None:
         created = message.created_at
         if created < _EARLIEST or created > self.now + self.options.future_slack:
-            self.sink.add(Finding("CM110", f"created at {created.isoformat()}", "messages", message.id,
+            when = "before 1990" if created < _EARLIEST else "in the future"
+            self.sink.add(Finding("CM110", f"created at {created.isoformat()}, {when}", "messages", message.id,
                                   message.origin))
         if message.edited_at is not None and message.edited_at < created:
             self.sink.add(Finding("CM111", f"edited at {message.edited_at.isoformat()}, before it was created",
-                                  "messages", message.id, message.origin, "edited_at cleared"))
+                                  "messages", message.id, message.origin))
             repairs["edited_at"] = None
             repairs.setdefault("props", {})["edited_at_original"] = message.edited_at.isoformat()
 
-
+    def _check_files(self, message: Message, repairs: dict[str, Any]) -> None:
+        if not message.files:
+            return
+        files: list[File] = []
+        changed = False
+        for file in message.files:
+            marked = bool(file.props.get("missing"))
+            absent = file.path is None and file.source_url is None and not file.props.get("deleted")
+            if marked or absent:
+                why = file.props.get("missing_reason") or ("marked missing by the extractor" if marked
+                                                           else "no path in the export and no URL")
+                self.sink.add(Finding("CM118", f"file {file.name!r} ({file.source_id}) of message {message.id} is "
+                                      f"not in the export: {why}", "files", file.id, message.origin))
+                if not marked:
+                    file = dataclasses.replace(file, props={**file.props, "missing": True})
+                    changed = True
+            files.append(file)
+        if changed:
+            repairs["files"] = tuple(files)
 
 
 __all__ = ["Accounting", "FindingSink", "ValidationOptions", "Validator"]

@@ -1,5 +1,9 @@
 """Findings and where they go: rejected records to rejects.jsonl (the record as read plus its
-findings, so a corrected file can be fed back), every finding to counts and first examples."""
+findings, so a corrected file can be fed back), every finding to counts and first examples.
+
+A finding's location is `file:line` for text input and `file@offset` for binary dumps (BSON), where
+`Origin.line` holds a byte offset.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,17 @@ from chatmigrate.model import Origin
 from chatmigrate.validate.rules import Severity, rule
 
 EXAMPLES_PER_CODE = 5
+# Files whose Origin.line is a byte offset, not a line number.
+BINARY_SUFFIXES = (".bson",)
+
+
+def format_origin(origin: Origin | None) -> str | None:
+    """`file:line`, or `file@offset` for a binary file, or just `file`; None when unknown."""
+    if origin is None:
+        return None
+    if origin.line is not None and origin.file.lower().endswith(BINARY_SUFFIXES):
+        return f"{origin.file}@{origin.line}"
+    return str(origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +47,18 @@ class Finding:
 
     @property
     def location(self) -> str | None:
-        return str(self.origin) if self.origin else None
+        return format_origin(self.origin)
+
+    @property
+    def action(self) -> str:
+        """The repair made (warnings) or what happened to the record (errors, info): never empty."""
+        return self.repair or rule(self.code).repair
 
     def as_json(self) -> dict[str, Any]:
         entry = rule(self.code)
         return {"code": self.code, "rule": entry.name, "severity": entry.severity, "message": self.message,
                 "kind": self.record_kind, "record_id": self.record_id, "location": self.location,
-                "repair": self.repair}
+                "repair": self.action}
 
 
 def _default(value: Any) -> Any:

@@ -5,14 +5,23 @@ Codes never change meaning once released (admins grep for them in rejects files 
 - warning: the record is loaded with a repair, and the repair is recorded.
 - info: counted only.
 CM0xx come from extractors (input that cannot become a record); CM1xx from the validator.
+
+`python -m chatmigrate.validate.rules --markdown` prints the catalogue as the Markdown table that
+README.md carries between `<!-- rules:start -->` and `<!-- rules:end -->` (a test keeps them equal).
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+
+# What happens to every record an error rule hits; the rejects file keeps it as read.
+REJECTED = "rejected: written to the rejects file with its findings; fix it in the export and re-run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,17 +30,19 @@ class Rule:
     name: str
     severity: Severity
     summary: str
-    repair: str | None = None
+    repair: str = REJECTED
 
 
 RULES: tuple[Rule, ...] = (
     Rule("CM001", "unreadable-file", "error", "a file (or the rest of it) is not valid JSON/JSONL/BSON"),
-    Rule("CM002", "unreadable-record", "error", "a record is not an object or lacks its id"),
-    Rule("CM003", "unsafe-path", "error", "an archive entry or attachment path escapes the export folder"),
-    Rule("CM004", "unreadable-timestamp", "error", "a timestamp cannot be read"),
+    Rule("CM002", "unreadable-record", "error", "a record is not an object, or lacks its id or a required field"),
+    Rule("CM003", "unsafe-path", "error", "an archive entry or attachment path escapes the export folder",
+         "refused: the entry is never read"),
+    Rule("CM004", "unreadable-timestamp", "error", "a timestamp cannot be read (or has no time zone)"),
     Rule("CM005", "unknown-container", "error", "messages whose conversation is not listed in the export"),
     Rule("CM006", "unknown-type", "error", "a record of a type chatmigrate does not know"),
-    Rule("CM007", "skipped-by-design", "info", "a record deliberately not migrated (e.g. livechat)"),
+    Rule("CM007", "skipped-by-design", "info", "a record deliberately not migrated (e.g. livechat)",
+         "skipped and counted"),
     Rule("CM101", "message-unknown-channel", "error", "a message in a channel that is not in the export"),
     Rule("CM102", "unknown-author", "warning", "a message by a user missing from the export",
          "a placeholder user is created (props.placeholder = true)"),
@@ -39,24 +50,37 @@ RULES: tuple[Rule, ...] = (
          "loaded top-level; the root it pointed at is kept in props.orphan_of"),
     Rule("CM104", "thread-root-other-channel", "warning", "a reply whose root is in another channel",
          "loaded top-level; the root it pointed at is kept in props.orphan_of"),
-    Rule("CM105", "duplicate-id-conflict", "error", "the same id read twice with different content"),
-    Rule("CM106", "duplicate-identical", "info", "the same record read twice, identical: the copy is skipped"),
+    Rule("CM105", "duplicate-id-conflict", "error", "the same id read twice with different content",
+         "the first copy is loaded, the second rejected"),
+    Rule("CM106", "duplicate-identical", "info", "the same record read twice, identical",
+         "the copy is skipped and counted"),
     Rule("CM107", "reaction-unknown-user", "warning", "a reaction by a user missing from the export",
          "a placeholder user is created (props.placeholder = true)"),
     Rule("CM108", "text-invalid-unicode", "warning", "text holding NUL characters or lone surrogates",
-         "NUL removed, lone surrogates replaced by U+FFFD; the original, escaped, in props.source_text_escaped"),
+         "NUL removed, lone surrogates replaced by U+FFFD; the original, escaped, in props.source_text_escaped "
+         "(messages) or props.source_escaped (users, channels)"),
     Rule("CM109", "text-too-long", "warning", "text longer than the configured maximum (--max-text)",
          "loaded whole; target chat servers may need to split it"),
-    Rule("CM110", "timestamp-out-of-range", "warning", "a timestamp in the future or before 1990"),
+    Rule("CM110", "timestamp-out-of-range", "warning", "a timestamp in the future or before 1990",
+         "loaded as is; check the export's clock"),
     Rule("CM111", "edited-before-created", "warning", "an edit time earlier than the creation time",
          "edited_at cleared; the original kept in props.edited_at_original"),
-    Rule("CM112", "empty-message", "info", "a message with neither text nor files"),
+    Rule("CM112", "empty-message", "info", "a message with neither text nor files (and not deleted)",
+         "loaded as is"),
     Rule("CM113", "dm-member-count", "warning", "a direct conversation with other than 1-2 members, or a "
-         "group conversation with fewer than 3"),
-    Rule("CM114", "user-without-email", "info", "a user with no email address (an error with --require-email)"),
-    Rule("CM115", "username-collision", "warning", "two users whose usernames differ only in letter case"),
-    Rule("CM116", "email-collision", "warning", "two users whose emails differ only in letter case"),
-    Rule("CM117", "required-field-missing", "error", "a record without a field the target requires"),
+         "group conversation with fewer than 3", "loaded as is"),
+    Rule("CM114", "user-without-email", "info", "a user with no email address", "loaded as is"),
+    Rule("CM115", "username-collision", "warning", "two users whose usernames differ only in letter case",
+         "loaded as is; rename one before importing into a case-insensitive chat server"),
+    Rule("CM116", "email-collision", "warning", "two users whose emails differ only in letter case",
+         "loaded as is; the second user cannot sign in with that email on most chat servers"),
+    Rule("CM117", "required-field-missing", "error", "a record without a field the target requires "
+         "(id, source id, username, channel name, message channel…)"),
+    Rule("CM118", "file-missing", "warning", "a file the export refers to but does not hold (marked "
+         "props.missing by the extractor, or with neither a path nor a URL)",
+         "the message and the file's metadata are loaded; file.props.missing = true"),
+    Rule("CM119", "email-required", "error", "a user without an email while --require-email says the target "
+         "needs one (bots excepted)"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 
@@ -64,3 +88,32 @@ BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 def rule(code: str) -> Rule:
     """The catalogue entry for `code`; an unknown code (a third-party extractor's) is an error rule."""
     return BY_CODE.get(code) or Rule(code, "extractor-defined", "error", "reported by the extractor")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(rules: tuple[Rule, ...] = RULES) -> str:
+    """The catalogue as the Markdown table README.md carries (generated, never edited by hand)."""
+    lines = ["| code | name | severity | what it finds | what chatmigrate does |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r.code} | `{r.name}` | {r.severity} | {_cell(r.summary)} | {_cell(r.repair)} |" for r in rules]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatmigrate.validate.rules",
+                                     description="Print the validation rule catalogue.")
+    parser.add_argument("--markdown", action="store_true", help="as the Markdown table of README.md")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+    else:
+        for r in RULES:
+            sys.stdout.write(f"{r.code} {r.name:<28} {r.severity:<8} {r.summary}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
