@@ -32,10 +32,11 @@ becomes an `Unreadable` (a reject naming file:line) or a `Skipped` (with its rea
 first line is not a version line is not a bulk export: InputError. `since` is ignored: an export is a
 full snapshot, and re-loading it is idempotent.
 
-Unreadable codes used here: CM002 line is not JSON; CM003 attachment path escapes data/; CM020 record
-lacks a required field or has the wrong shape; CM021 line over the size limit; CM022 post in a channel
-the export does not declare; CM023 unreadable create_at; CM024 reply whose root post is unreadable;
-CM025 reaction without user or emoji.
+Unreadable codes (validate/rules.py): CM001 a line that is not JSON or is over the size limit; CM002 a
+record without a required field or of the wrong shape (also a reply whose root post is unreadable, a
+reaction without user or emoji); CM003 an attachment path that escapes data/; CM004 an unreadable
+create_at; CM005 a post in a channel the export does not declare. Role and scheme lines, unknown line
+types, a repeated version line and lines superseded by a later one of the same name are `Skipped`.
 """
 
 from __future__ import annotations
@@ -633,17 +634,17 @@ class _Reader:
         guessed = fast.group(1).decode() if fast else "unknown"
         record_kind = _record_kind(guessed)
         if too_long:
-            return Unreadable(record_kind, "CM021", f"line longer than {self.x.max_line_bytes} bytes, the limit of "
+            return Unreadable(record_kind, "CM001", f"line longer than {self.x.max_line_bytes} bytes, the limit of "
                               "Mattermost's bulk format; only its start is kept here",
                               raw.decode("utf-8", "replace"), origin)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Unreadable(record_kind, "CM002", f"line is not valid JSON ({exc})",
+            return Unreadable(record_kind, "CM001", f"line is not valid JSON ({exc})",
                               raw[:_RAW_EXCERPT].decode("utf-8", "replace"), origin)
         kind = doc.get("type") if isinstance(doc, dict) else None
         if not isinstance(kind, str):
-            return Unreadable("unknown", "CM020", 'line has no "type"', doc, origin)
+            return Unreadable("unknown", "CM002", 'line has no "type"', doc, origin)
         if kind in _SKIPPED_KINDS:
             return Skipped(_SKIPPED_KINDS[kind], f"{kind} definitions (permissions) are not migrated", doc, origin)
         if kind == "version":
@@ -653,7 +654,7 @@ class _Reader:
             return Skipped(_record_kind(kind), f"unknown line type {kind!r} (not part of the bulk format "
                            "chatmigrate knows; plugins add their own)", doc, origin)
         body = doc.get(kind)
-        return Unreadable(_record_kind(kind), "CM020", _shape_problem(kind, body), doc, origin)
+        return Unreadable(_record_kind(kind), "CM002", _shape_problem(kind, body), doc, origin)
 
     # -- teams, users, channels, emoji -------------------------------------------------------------
     def _teams(self) -> Iterator[Item]:
@@ -745,13 +746,13 @@ class _Reader:
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield Unreadable("messages", "CM002", f"line is not valid JSON ({exc})",
+                yield Unreadable("messages", "CM001", f"line is not valid JSON ({exc})",
                                  raw[:_RAW_EXCERPT].decode("utf-8", "replace"), origin)
                 continue
             kind = doc.get("type") if isinstance(doc, dict) else None
             post = doc.get(kind) if isinstance(kind, str) else None
             if not isinstance(post, dict):
-                yield Unreadable("messages", "CM020", _shape_problem(str(kind), post), doc, origin)
+                yield Unreadable("messages", "CM002", _shape_problem(str(kind), post), doc, origin)
                 continue
             for item in self._post(post, chan, sequence, origin):
                 if isinstance(item, tuple):
@@ -775,11 +776,11 @@ class _Reader:
             replies = []
         elif not isinstance(replies, list):
             replies = []
-            yield Unreadable("messages", "CM020", '"replies" is not a list', post.get("replies"), origin)
+            yield Unreadable("messages", "CM002", '"replies" is not a list', post.get("replies"), origin)
         if isinstance(root, Unreadable):
             yield root
             for reply in replies:
-                yield Unreadable("messages", "CM024", f"reply to a post that could not be read ({root.reason})",
+                yield Unreadable("messages", "CM002", f"reply to a post that could not be read ({root.reason})",
                                  reply, origin)
             return
         message, problems = root
@@ -788,7 +789,7 @@ class _Reader:
         reply_sequence = Sequencer()
         for reply in replies:
             if not isinstance(reply, dict):
-                yield Unreadable("messages", "CM020", "reply is not a JSON object", reply, origin)
+                yield Unreadable("messages", "CM002", "reply is not a JSON object", reply, origin)
                 continue
             result = self._message(reply, chan, message.source_id, reply_sequence, message, origin)
             if isinstance(result, Unreadable):
@@ -806,10 +807,10 @@ class _Reader:
         what = "reply" if root is not None else "post"
         author = post.get("user")
         if not isinstance(author, str) or not author.strip():
-            return Unreadable("messages", "CM020", f"{what} without a user", post, origin)
+            return Unreadable("messages", "CM002", f"{what} without a user", post, origin)
         created = ms_value(post.get("create_at"))
         if created is None:
-            return Unreadable("messages", "CM023", f"{what} create_at {post.get('create_at')!r} is not a positive "
+            return Unreadable("messages", "CM004", f"{what} create_at {post.get('create_at')!r} is not a positive "
                               "millisecond time", post, origin)
         key = post_key(parent_key, author, created, sequence(post_key(parent_key, author, created, 0)))
         message_id = self.x._id("message", key)
@@ -840,7 +841,7 @@ class _Reader:
             user = entry.get("user") if isinstance(entry, dict) else None
             emoji = entry.get("emoji_name") if isinstance(entry, dict) else None
             if not isinstance(user, str) or not user or not isinstance(emoji, str) or not emoji.strip(":"):
-                problems.append(Unreadable("reactions", "CM025", "reaction without user or emoji_name", entry, origin))
+                problems.append(Unreadable("reactions", "CM002", "reaction without user or emoji_name", entry, origin))
                 continue
             reaction = Reaction(emoji.strip(":"), self.x._user_id(user), ms_to_datetime(entry.get("create_at")))
             # One user, one emoji, one reaction (the target's key): a repeat is the same reaction.
@@ -854,7 +855,7 @@ class _Reader:
         for entry in raw if isinstance(raw, list) else ():
             path = entry.get("path") if isinstance(entry, dict) else None
             if not isinstance(path, str) or not path:
-                problems.append(Unreadable("files", "CM020", "attachment without a path", entry, origin))
+                problems.append(Unreadable("files", "CM002", "attachment without a path", entry, origin))
                 continue
             name = PurePosixPath(path.replace("\\", "/")).name or path
             key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
@@ -901,9 +902,9 @@ class _Reader:
                     post = orjson.loads(raw).get("post")
                 except (orjson.JSONDecodeError, AttributeError):
                     post = raw[:_RAW_EXCERPT].decode("utf-8", "replace")
-                yield Unreadable("messages", "CM022", reason, post, origin)
+                yield Unreadable("messages", "CM005", reason, post, origin)
                 for reply in (post.get("replies") or ()) if isinstance(post, dict) else ():
-                    yield Unreadable("messages", "CM022", f"reply in a post whose {reason}", reply, origin)
+                    yield Unreadable("messages", "CM005", f"reply in a post whose {reason}", reply, origin)
 
 
 _KNOWN_KINDS = {"version", "role", "scheme", "team", "channel", "user", "bot", "post", "direct_channel",
