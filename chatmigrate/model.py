@@ -163,7 +163,7 @@ class Unreadable:
     code: str
     reason: str
     raw: Any
-    origin: Origin | None = None
+    origin: Origin | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,7 @@ class Skipped:
     record_kind: str
     reason: str
     raw: Any
-    origin: Origin | None = None
+    origin: Origin | None = field(default=None, compare=False, repr=False)
 
 
 Item = Team | User | Channel | Emoji | Message | Checkpoint | Unreadable | Skipped

@@ -171,6 +171,17 @@ class SlackExport:
         yield from self._users()
         conversations = yield from self._conversations()
         yield from self._messages(conversations)
+        yield from self._unused_members()
+
+    def _unused_members(self) -> Iterator[Item]:
+        """Say which export members carry nothing chatmigrate migrates (integration logs, canvases…)."""
+        for name in self.files.names():
+            migrated = name in _TOP_LEVEL or name.startswith("__uploads/") or (
+                _DAY_FILE.match(name) is not None and not name.startswith("__"))
+            if migrated:
+                continue
+            yield Skipped("export_files", "not part of a Slack export's message layout; not migrated", name,
+                          Origin(self.files.describe(name)))
 
     def _users(self) -> Iterator[Item]:
         if not self.files.exists(self._users_file):

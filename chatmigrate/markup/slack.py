@@ -52,18 +52,10 @@ def _token(body: str, users: Mapping[str, str], channels: Mapping[str, str]) -> 
     return url
 
 
-def _convert_prose(text: str, users: Mapping[str, str], channels: Mapping[str, str]) -> str:
-    held: list[str] = []
-
-    def hold(match: re.Match[str]) -> str:
-        held.append(_token(match.group(1), users, channels))
-        return f"{_HOLD_OPEN}{len(held) - 1}{_HOLD_CLOSE}"
-
-    text = _TOKEN.sub(hold, text)
+def _convert_prose(text: str) -> str:
     text = unescape(text)
     text = _BOLD.sub(r"**\1**", text)
-    text = _STRIKE.sub(r"~~\1~~", text)
-    return _HELD.sub(lambda m: held[int(m.group(1))], text)
+    return _STRIKE.sub(r"~~\1~~", text)
 
 
 def _convert_code(code: str) -> str:
@@ -75,14 +67,27 @@ def _convert_code(code: str) -> str:
 
 
 def to_markdown(text: str, users: Mapping[str, str], channels: Mapping[str, str]) -> str:
-    """Convert one message text; `users` maps Slack user ids to usernames, `channels` ids to names."""
+    """Convert one message text; `users` maps Slack user ids to usernames, `channels` ids to names.
+
+    A raw `<…>` is always a token, even inside code (Slack escapes a literal `<` as `&lt;`; real
+    exports show mentions inside backticks as user elements), so tokens convert everywhere and only
+    emphasis stops at code.
+    """
     if not text:
         return text
+    held: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        held.append(_token(match.group(1), users, channels))
+        return f"{_HOLD_OPEN}{len(held) - 1}{_HOLD_CLOSE}"
+
+    text = _TOKEN.sub(hold, text)
     out: list[str] = []
     last = 0
     for match in _CODE.finditer(text):
-        out.append(_convert_prose(text[last:match.start()], users, channels))
+        out.append(_convert_prose(text[last:match.start()]))
         out.append(_convert_code(match.group(0)))
         last = match.end()
-    out.append(_convert_prose(text[last:], users, channels))
-    return "".join(out)
+    out.append(_convert_prose(text[last:]))
+    converted = "".join(out)
+    return _HELD.sub(lambda m: held[int(m.group(1))], converted) if held else converted
