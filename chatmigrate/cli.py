@@ -248,8 +248,10 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
               metavar="URL", help="Target database URL (or CHATMIGRATE_TARGET_URL).")
 @click.option("--prefix", default="cm_", show_default=True, help="Table name prefix in the target.")
 @click.option("--apply", "apply_", is_flag=True, help="Create the tables in the target instead of printing them.")
+@click.option("--retry-for", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to retry a lost database connection before giving up.")
 @speaks_errors
-def schema(target: str, prefix: str, apply_: bool) -> None:
+def schema(target: str, prefix: str, apply_: bool, retry_for: float) -> None:
     """Print the target schema's DDL for the database of --to, or create it there with --apply.
 
     \b
@@ -257,6 +259,7 @@ def schema(target: str, prefix: str, apply_: bool) -> None:
       chatmigrate schema --to mysql+pymysql://chat@db/chat > schema.sql
     """
     loader = loader_for(target, prefix=prefix)
+    loader.retry_seconds = retry_for
     try:
         if not apply_:
             click.echo(loader.ddl(), nl=False)
