@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pymysql
@@ -88,10 +89,16 @@ class MysqlLoader(Loader):
         self._limits: Limits | None = None
 
     def create_engine(self, url: str) -> sa.Engine:
-        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={
+        connect_args: dict[str, Any] = {
             "charset": "utf8mb4",
             "init_command": f"SET SESSION sql_mode='{SQL_MODE}', time_zone='+00:00'",
-        })
+        }
+        parsed = sa.engine.make_url(url)
+        option_file = Path("~/.my.cnf").expanduser()
+        if parsed.password is None and "read_default_file" not in parsed.query and option_file.is_file():
+            # Like the mysql client: a password-less URL takes the password from ~/.my.cnf [client].
+            connect_args.update(read_default_file=str(option_file), read_default_group="client")
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
         @sa.event.listens_for(engine, "do_connect")
         def _affected_not_found(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
