@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -191,17 +191,19 @@ def nested_counts(record: Record) -> dict[str, int]:
 def to_json(record: Record) -> dict[str, Any]:
     """The record as it appears in canonical JSONL (schemas/<kind>.schema.json): no origin, ISO times."""
     out: dict[str, Any] = {"record": record.record_kind}
-    for name in record.__dataclass_fields__:
-        if name != "origin":
-            out[name] = _json_value(getattr(record, name))
+    for spec in fields(record):
+        if spec.name != "origin":
+            out[spec.name] = _json_value(getattr(record, spec.name))
     return out
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [_json_value(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _json_value(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if is_dataclass(value):
+        return {spec.name: _json_value(getattr(value, spec.name)) for spec in fields(value)}
     return value

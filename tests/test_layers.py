@@ -1,0 +1,33 @@
+"""DESIGN §8: stages meet only at the model. extractors/, markup/, validate/ and loaders/ import
+model, ids, errors and redact (plus their own package); extractors may also call markup (pure)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "chatmigrate"
+SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmigrate.redact"}
+ALLOWED_EXTRA = {"extractors": {"chatmigrate.markup"}}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("chatmigrate"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("chatmigrate"))
+    return found
+
+
+def test_stages_import_only_the_model() -> None:
+    problems = []
+    for stage in ("extractors", "markup", "validate", "loaders"):
+        allowed = SHARED | {f"chatmigrate.{stage}"} | ALLOWED_EXTRA.get(stage, set())
+        for path in sorted((PACKAGE / stage).rglob("*.py")):
+            for module in _imports(path):
+                if not any(module == a or module.startswith(a + ".") for a in allowed) and module != "chatmigrate":
+                    problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert not problems, "\n".join(problems)
