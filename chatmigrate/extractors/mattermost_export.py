@@ -187,6 +187,14 @@ def ms_value(value: Any) -> int | None:
     return None if ms_to_datetime(value) is None else int(value)
 
 
+def stream_key(message: Message, root_created: datetime | None) -> tuple[datetime, int, str]:
+    """Order inside a channel: (created_at, id), except that a reply stamped at or before its root
+    (Mattermost allows it) goes right after the root, so a root always precedes its replies."""
+    if root_created is not None and message.created_at <= root_created:
+        return (root_created, 1, message.id)
+    return (message.created_at, 0, message.id)
+
+
 def message_kind(post_type: str, props: Mapping[str, Any]) -> str:
     if not post_type:
         if str(props.get("from_webhook")).lower() == "true" or str(props.get("from_bot")).lower() == "true":
@@ -785,7 +793,7 @@ class _Reader:
             return
         message, problems = root
         yield from problems
-        yield (message.created_at, 0, message.id), message
+        yield stream_key(message, None), message
         reply_sequence = Sequencer()
         for reply in replies:
             if not isinstance(reply, dict):
@@ -797,10 +805,7 @@ class _Reader:
                 continue
             reply_message, problems = result
             yield from problems
-            # Replies sort after their root even when their create_at is earlier (Mattermost allows it).
-            late = reply_message.created_at <= message.created_at
-            when = message.created_at if late else reply_message.created_at
-            yield (when, 1 if late else 0, reply_message.id), reply_message
+            yield stream_key(reply_message, message.created_at), reply_message
 
     def _message(self, post: dict[str, Any], chan: _Chan, parent_key: str, sequence: Sequencer,
                  root: Message | None, origin: Origin) -> tuple[Message, list[Item]] | Unreadable:
