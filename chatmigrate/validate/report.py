@@ -224,18 +224,22 @@ def month_chart_svg(series: list[tuple[str, int]]) -> str:
         y = top_pad + plot_h - frac * plot_h
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{round(peak * frac):,}</text>'
                      f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#eceef2"/>')
-    # Label every month when few, else each January (and the first month), so labels never overlap.
-    label_every_month = len(series) <= 24
+    # Label months when there are few, else years (at their January); skip a label that would touch
+    # the one before it, so long histories stay readable.
+    by_month = len(series) <= 24
+    gap = 62 if by_month else 40  # pixels a label needs (11px font: "2024-03" ≈ 48, "2024" ≈ 28)
+    last_label = float("-inf")
     for i, (month, n) in enumerate(series):
         x = left + i * step + (step - bar_w) / 2
         h = plot_h * n / peak
         parts.append(f'<rect class="month" data-month="{month}" data-count="{n}" x="{x:.1f}" '
                      f'y="{top_pad + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="#4a78c2">'
                      f"<title>{month}: {n:,} messages</title></rect>")
-        if label_every_month or i == 0 or month.endswith("-01"):
-            label = month if label_every_month or i == 0 else month[:4]
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
-                         f"{label}</text>")
+        centre = x + bar_w / 2
+        if (by_month or i == 0 or month.endswith("-01")) and centre - last_label >= gap:
+            last_label = centre
+            parts.append(f'<text class="axis" x="{centre:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                         f"{month if by_month else month[:4]}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

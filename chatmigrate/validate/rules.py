@@ -6,8 +6,9 @@ Codes never change meaning once released (admins grep for them in rejects files 
 - info: counted only.
 CM0xx come from extractors (input that cannot become a record); CM1xx from the validator.
 
-`python -m chatmigrate.validate.rules --markdown` prints the catalogue as the Markdown table that
-README.md carries between `<!-- rules:start -->` and `<!-- rules:end -->` (a test keeps them equal).
+`python -m chatmigrate.validate --markdown` prints the catalogue as the Markdown table that
+README.md carries between `<!-- rules:start -->` and `<!-- rules:end -->` (a test keeps them equal);
+`--update-readme README.md` rewrites that block in place.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning", "info"]
@@ -102,12 +104,40 @@ def markdown_table(rules: tuple[Rule, ...] = RULES) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_START, README_END = "<!-- rules:start -->", "<!-- rules:end -->"
+
+
+def readme_block(readme: str) -> str | None:
+    """The text between the rule markers of a README, or None when the markers are missing."""
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        return None
+    return readme[start + len(README_START):end]
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the block between the markers with the current table; True when something changed."""
+    text = path.read_text(encoding="utf-8")
+    if readme_block(text) is None:
+        raise SystemExit(f"{path}: no {README_START} … {README_END} markers; add them where the table belongs")
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    new = text[:start] + "\n" + markdown_table() + text[end:]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatmigrate.validate.rules",
+    parser = argparse.ArgumentParser(prog="python -m chatmigrate.validate",
                                      description="Print the validation rule catalogue.")
     parser.add_argument("--markdown", action="store_true", help="as the Markdown table of README.md")
+    parser.add_argument("--update-readme", type=Path, metavar="README.md",
+                        help="replace the table between the rules markers of this file")
     args = parser.parse_args(argv)
-    if args.markdown:
+    if args.update_readme:
+        changed = update_readme(args.update_readme)
+        sys.stdout.write(f"{args.update_readme}: {'updated' if changed else 'already up to date'}\n")
+    elif args.markdown:
         sys.stdout.write(markdown_table())
     else:
         for r in RULES:
