@@ -8,7 +8,6 @@ changed, so a re-run of an unchanged export writes nothing (see research/load-ba
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, ClassVar
 
 import psycopg
@@ -73,7 +72,6 @@ class PostgresqlLoader(Loader):
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
         super().__init__(url, prefix=prefix)
-        self._stage_names = itertools.count()
         self._types = {t: [_pg_type(self.table(t).c[c]) for c in cols] for t, cols in COLUMNS.items()}
         self._merge: dict[str, sql.Composed] = {}
 
@@ -108,13 +106,21 @@ class PostgresqlLoader(Loader):
 
     def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
         driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
-        # A fresh staging table per statement, dropped at commit: nothing to clean up after a crash.
-        stage = sql.Identifier(f"_cm_stage_{table}_{next(self._stage_names)}")
-        target = sql.Identifier(self.table(table).name)
-        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
+        stage = sql.Identifier(f"_cm_stage_{table}")
+        # One staging table per table and session, emptied by every commit or rollback: creating one
+        # per batch would cost catalog writes on every commit. Nothing survives a crash (TEMP).
+        info = conn.connection.info
+        if info.get("cm_stage_tx") is not conn.get_transaction():
+            info["cm_stage_tx"], info["cm_stage_used"] = conn.get_transaction(), set()
+        used: set[str] = info["cm_stage_used"]
         with driver.cursor() as cur:
-            cur.execute(sql.SQL("CREATE TEMP TABLE {stage} (LIKE {target}) ON COMMIT DROP")
-                        .format(stage=stage, target=target))
+            if table in used:  # a second chunk of this table in the same transaction
+                cur.execute(sql.SQL("TRUNCATE {stage}").format(stage=stage))
+            else:
+                cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {target}) ON COMMIT DELETE ROWS")
+                            .format(stage=stage, target=sql.Identifier(self.table(table).name)))
+                used.add(table)
+            cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
             with cur.copy(sql.SQL("COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)")
                           .format(stage=stage, cols=cols)) as copy:
                 copy.set_types(self._types[table])
