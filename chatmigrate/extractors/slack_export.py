@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from chatmigrate.errors import InputError
@@ -72,6 +72,7 @@ _CONTENT_SUBTYPES = {
 _CONSUMED = {"type", "ts", "user", "text", "thread_ts", "edited", "reactions", "files", "file", "pinned_to",
              "user_profile", "subtype"}
 SLACKBOT = "USLACKBOT"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -80,13 +81,13 @@ def parse_ts(value: Any) -> datetime | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    match = _TS.match(value)
-    if not match:
+    seconds, _, fraction = value.strip().partition(".")
+    if not (seconds.isdigit() and seconds.isascii() and len(seconds) <= 12 and len(fraction) <= 6
+            and (not fraction or (fraction.isdigit() and fraction.isascii()))):
         return None
-    seconds, fraction = int(match.group(1)), (match.group(2) or "0").ljust(6, "0")
     try:
-        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=int(fraction))
-    except (OverflowError, OSError, ValueError):
+        return _EPOCH + timedelta(seconds=int(seconds), microseconds=int(fraction.ljust(6, "0")))
+    except OverflowError:
         return None
 
 
@@ -138,6 +139,7 @@ class SlackExport:
         self._usernames: dict[str, str] = {}
         self._channel_names: dict[str, str] = {}
         self._emitted_users: set[str] = set()
+        self._user_ids: dict[str, str] = {}
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -156,7 +158,11 @@ class SlackExport:
         return record_id(SOURCE, self.scope, kind, native_key)
 
     def _user_id(self, slack_user: str) -> str:
-        return self._id("user", slack_user)
+        # Cached: every message, mention and reaction refers to a user; there are few users.
+        user_id = self._user_ids.get(slack_user)
+        if user_id is None:
+            user_id = self._user_ids[slack_user] = self._id("user", slack_user)
+        return user_id
 
     def _json_array(self, name: str) -> Iterator[tuple[int, Any]]:
         return iter_json_array(self.files.read_bytes(name), self.files.describe(name))

@@ -18,6 +18,8 @@ _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 # Slack never sends, so a token's label (which may hold * or ~) is not mistaken for emphasis.
 _HOLD_OPEN, _HOLD_CLOSE = "\ue000", "\ue001"
 _HELD = re.compile(f"{_HOLD_OPEN}(\\d+){_HOLD_CLOSE}")
+# Text without any of these characters is already canonical (the common short chat line).
+_NEEDS_WORK = re.compile(r"[<&*~`]")
 _BROADCASTS = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 
 
@@ -73,7 +75,7 @@ def to_markdown(text: str, users: Mapping[str, str], channels: Mapping[str, str]
     exports show mentions inside backticks as user elements), so tokens convert everywhere and only
     emphasis stops at code.
     """
-    if not text:
+    if not _NEEDS_WORK.search(text):
         return text
     held: list[str] = []
 
