@@ -53,6 +53,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar
 
@@ -84,6 +85,7 @@ DEFAULT_SCOPE = "mattermost"
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _RAW_EXCERPT = 300  # bytes of an oversized or broken line kept in its reject
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 
 # Fast paths for the first pass: the exporter writes these fields first, so the channel of a post is
 # known without decoding the whole line. Anything else (other key order, escapes) is fully decoded.
@@ -111,6 +113,7 @@ _SKIPPED_KINDS = {"role": "roles", "scheme": "schemes"}
 
 
 # -- identity, shared with mattermost_api ---------------------------------------------------------
+@lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """Mattermost names (team, channel, user, emoji) are lowercase; match them that way."""
     return name.strip().lower()
@@ -168,6 +171,8 @@ class Sequencer:
 
 def ms_to_datetime(value: Any) -> datetime | None:
     """Mattermost millisecond timestamps → UTC datetime; None for 0/absent/unreadable ("never")."""
+    if type(value) is int and 0 < value < _MAX_MS:  # the usual case, first: this runs per message
+        return _EPOCH + timedelta(milliseconds=value)
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -390,7 +395,7 @@ class MattermostExport:
         self.options = dict(options or {})
         self._scope = self.options.get("scope") or DEFAULT_SCOPE
         self.max_line_bytes = int(self.options.get("max_line_bytes") or MAX_LINE_BYTES)
-        self.stats: Counter[str] = Counter()
+        self._user_ids: dict[str, str] = {}
 
     @property
     def scope(self) -> str:
@@ -400,7 +405,11 @@ class MattermostExport:
         return record_id(SOURCE, self.scope, kind, native_key)
 
     def _user_id(self, username: str) -> str:
-        return self._id("user", name_key(username))
+        # Cached: every message and reaction needs its author's id, and users are few.
+        user_id = self._user_ids.get(username)
+        if user_id is None:
+            user_id = self._user_ids[username] = self._id("user", name_key(username))
+        return user_id
 
     # -- opening --------------------------------------------------------------------------------
     def _open(self, stack: ExitStack) -> tuple[IO[bytes], IO[bytes], str, _Attachments]:
@@ -832,10 +841,11 @@ class _Reader:
         if name_key(author) not in self.known_users:
             props["username"] = author  # no user line: the validator makes a placeholder from this
         reactions = self._reactions(post.get("reactions"), origin, problems)
-        files = self._files(key, post.get("attachments"), ms_to_datetime(created), origin, problems)
+        created_at = ms_to_datetime(created) or _EPOCH  # never None: ms_value checked it
+        files = self._files(key, post.get("attachments"), created_at, origin, problems)
         message = Message(
             id=message_id, source=SOURCE, source_id=key, channel_id=chan.id, user_id=self.x._user_id(author),
-            created_at=ms_to_datetime(created) or _EPOCH, kind=message_kind(post_type, mm_props), text=text,
+            created_at=created_at, kind=message_kind(post_type, mm_props), text=text,
             thread_root_id=root.id if root is not None else None, edited_at=ms_to_datetime(post.get("edit_at")),
             is_pinned=post.get("is_pinned") is True, reactions=reactions, files=files, props=props, origin=origin)
         return message, problems
