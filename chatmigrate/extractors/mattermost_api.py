@@ -6,7 +6,7 @@ both forms the same scope and they produce the same ids), `per_page` (1-200, def
 The token's user must be a system admin (or hold manage_system) to list every user's channels,
 including DMs and group messages, which only `/users/{id}/channels` reveals (one request per user).
 
-Identity: the native keys of mattermost_export.py, computed from names, never from server ids: a
+Identity: the native keys of _mattermost.py (shared with the export form), computed from names, never from server ids: a
 post's key is its channel, author and create_at (a reply's, its root's key, author and create_at), and
 posts sharing a key are numbered in post-id order, the order the bulk exporter writes them in. So a
 first load from an export and later syncs through the API meet on the same ids.
@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 from chatmigrate.errors import InputError, UsageError
 from chatmigrate.extractors._http import HttpClient, paged
-from chatmigrate.extractors.mattermost_export import (
+from chatmigrate.extractors._mattermost import (
     DEFAULT_SCOPE,
     SOURCE,
     Sequencer,

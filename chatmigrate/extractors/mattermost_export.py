@@ -6,17 +6,9 @@ first; then role, scheme, emoji, team, channel, user (carrying its team and chan
 bot, post (with nested replies, reactions and attachments), direct_channel (old `members`, v11
 `participants`), direct_post. Posts carry no ids and are written in post-id order, not by channel.
 
-Identity (DESIGN §2), shared with the live-API form (mattermost_api.py), which imports the key
-functions below so both compute exactly the same native keys:
-- team `name`; user `username`; channel `team/name`; DM or group `direct:` + sorted usernames;
-- post `channel/author/create_at`; reply `root/author/create_at`; attachment `message/file name`;
-  emoji `name` (its image `emoji:name`).
-- Two posts that share a key (same channel, author and millisecond; or same root, author and
-  millisecond for replies) are told apart by a sequence number in post-id order: `…#1`, `…#2` for
-  the second and third. Mattermost's exporter writes posts and replies in post-id order
-  (`GetParentsForExportAfter` / `GetRepliesForExport` both `ORDER BY Posts.Id`), so file order here
-  and id order in the API agree.
-- All names are lowercased (Mattermost stores them lowercase and matches them case-insensitively).
+Identity (DESIGN §2): the native keys are computed in _mattermost.py, shared with the live-API form
+(mattermost_api.py) so both produce the same ids: names, channel/author/create_at for posts,
+numbered in post-id order (= file order) when two posts share a key.
 
 Streaming: a first pass reads the file line by line and keeps teams, channels, users, emoji and
 memberships (O(users + channels + memberships)) plus, per channel, the byte offsets and line numbers
@@ -48,12 +40,10 @@ import re
 import tempfile
 import zipfile
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar
 
@@ -61,6 +51,24 @@ import orjson
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors._files import ExportFiles
+from chatmigrate.extractors._mattermost import (
+    DEFAULT_SCOPE,
+    EPOCH,
+    SOURCE,
+    DirectChannelNames,
+    Sequencer,
+    channel_key,
+    direct_names,
+    emoji_file_key,
+    file_key,
+    message_kind,
+    ms_to_datetime,
+    ms_value,
+    name_key,
+    post_key,
+    stream_key,
+    user_role,
+)
 from chatmigrate.ids import record_id
 from chatmigrate.markup.mattermost import to_markdown
 from chatmigrate.model import (
@@ -79,150 +87,21 @@ from chatmigrate.model import (
     User,
 )
 
-SOURCE = "mattermost"
-DEFAULT_SCOPE = "mattermost"
 # Mattermost's bulk importer refuses longer lines (app/import.go maxScanTokenSize, MM-22314).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _RAW_EXCERPT = 300  # bytes of an oversized or broken line kept in its reject
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
-
 # Fast paths for the first pass: the exporter writes these fields first, so the channel of a post is
 # known without decoding the whole line. Anything else (other key order, escapes) is fully decoded.
 _TYPE_FAST = re.compile(rb'^\s*\{"type":"([a-z_]+)"')
 _POST_FAST = re.compile(rb'^\{"type":"post","post":\{"team":"([^"\\]*)","channel":"([^"\\]*)"')
 _DIRECT_POST_FAST = re.compile(rb'^\{"type":"direct_post","direct_post":\{"channel_members":\[([^\]\\]*)\]')
 
-# Post types that record a change to the channel; the rest of "system_*" keep their own name.
-SYSTEM_KINDS = {
-    "system_join_channel": "system_join", "system_join_team": "system_join",
-    "system_leave_channel": "system_leave", "system_leave_team": "system_leave",
-    "system_add_to_channel": "system_add", "system_add_to_team": "system_add",
-    "system_remove_from_channel": "system_remove", "system_remove_from_team": "system_remove",
-    "system_header_change": "system_topic", "system_purpose_change": "system_purpose",
-    "system_displayname_change": "system_rename", "system_channel_deleted": "system_archive",
-    "system_channel_restored": "system_unarchive", "system_change_chan_privacy": "system_convert_to_private",
-    "system_guest_join_channel": "system_join", "system_add_guest_to_chan": "system_add",
-}
 # Post fields that become canonical columns; every other field is kept verbatim in props.
 _CONSUMED = {"team", "channel", "user", "message", "create_at", "edit_at", "is_pinned", "reactions",
              "replies", "attachments", "type", "channel_members"}
 # User fields kept in props (display preferences, notify settings and passwords are not migrated).
 _USER_PROPS = ("nickname", "position", "locale", "roles", "auth_service", "auth_data", "profile_image")
 _SKIPPED_KINDS = {"role": "roles", "scheme": "schemes"}
-
-
-# -- identity, shared with mattermost_api ---------------------------------------------------------
-@lru_cache(maxsize=1 << 16)
-def name_key(name: str) -> str:
-    """Mattermost names (team, channel, user, emoji) are lowercase; match them that way."""
-    return name.strip().lower()
-
-
-def channel_key(team: str, channel: str) -> str:
-    return f"{name_key(team)}/{name_key(channel)}"
-
-
-@dataclass(frozen=True, slots=True)
-class DirectChannelNames:
-    """How a DM or group message is named and keyed, from its members' usernames."""
-
-    key: str
-    name: str
-    display_name: str
-    kind: ChannelKind
-    usernames: tuple[str, ...]
-
-
-def direct_names(usernames: Iterable[str]) -> DirectChannelNames:
-    """2 distinct members → direct, 1 (a self-DM, exported as the same user twice) → direct, 3+ → group."""
-    unique = tuple(sorted({name_key(u) for u in usernames}))
-    pair = unique * 2 if len(unique) == 1 else unique
-    return DirectChannelNames(key="direct:" + ",".join(unique), name="__".join(pair),
-                              display_name=", ".join(unique), kind="group" if len(unique) > 2 else "direct",
-                              usernames=unique)
-
-
-def post_key(parent_key: str, username: str, create_at: int, sequence: int) -> str:
-    """`parent/author/create_at`; parent is the channel key for a post, the root's key for a reply."""
-    base = f"{parent_key}/{name_key(username)}/{create_at}"
-    return f"{base}#{sequence}" if sequence else base
-
-
-def file_key(message_key: str, name: str, sequence: int) -> str:
-    return f"{message_key}/{name}#{sequence}" if sequence else f"{message_key}/{name}"
-
-
-def emoji_file_key(name: str) -> str:
-    return f"emoji:{name_key(name)}"
-
-
-class Sequencer:
-    """Numbers keys that repeat: the first occurrence gets 0, the next 1, … (in the order asked)."""
-
-    def __init__(self) -> None:
-        self._seen: Counter[str] = Counter()
-
-    def __call__(self, base: str) -> int:
-        number = self._seen[base]
-        self._seen[base] += 1
-        return number
-
-
-def ms_to_datetime(value: Any) -> datetime | None:
-    """Mattermost millisecond timestamps → UTC datetime; None for 0/absent/unreadable ("never")."""
-    if type(value) is int and 0 < value < _MAX_MS:  # the usual case, first: this runs per message
-        return _EPOCH + timedelta(milliseconds=value)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or value <= 0:
-        return None
-    try:
-        return _EPOCH + timedelta(milliseconds=value)
-    except OverflowError:
-        return None
-
-
-def ms_value(value: Any) -> int | None:
-    """A positive millisecond timestamp as int, or None."""
-    return None if ms_to_datetime(value) is None else int(value)
-
-
-def stream_key(message: Message, root_created: datetime | None) -> tuple[datetime, int, str]:
-    """Order inside a channel: (created_at, id), except that a reply stamped at or before its root
-    (Mattermost allows it) goes right after the root, so a root always precedes its replies."""
-    if root_created is not None and message.created_at <= root_created:
-        return (root_created, 1, message.id)
-    return (message.created_at, 0, message.id)
-
-
-def message_kind(post_type: str, props: Mapping[str, Any]) -> str:
-    if not post_type:
-        if str(props.get("from_webhook")).lower() == "true" or str(props.get("from_bot")).lower() == "true":
-            return "bot"
-        return "normal"
-    if post_type == "me":
-        return "me"
-    if post_type.startswith("system_"):
-        return SYSTEM_KINDS.get(post_type, post_type)
-    if post_type.startswith("custom_"):
-        return "custom"
-    return post_type
-
-
-def user_role(roles: str, is_bot: bool) -> str:
-    names = set(roles.split())
-    if "system_admin" in names:
-        return "admin"
-    if is_bot:
-        return "bot"
-    if "system_guest" in names:
-        return "guest"
-    return "member"
 
 
 # -- reading the export ---------------------------------------------------------------------------
@@ -841,7 +720,7 @@ class _Reader:
         if name_key(author) not in self.known_users:
             props["username"] = author  # no user line: the validator makes a placeholder from this
         reactions = self._reactions(post.get("reactions"), origin, problems)
-        created_at = ms_to_datetime(created) or _EPOCH  # never None: ms_value checked it
+        created_at = ms_to_datetime(created) or EPOCH  # never None: ms_value checked it
         files = self._files(key, post.get("attachments"), created_at, origin, problems)
         message = Message(
             id=message_id, source=SOURCE, source_id=key, channel_id=chan.id, user_id=self.x._user_id(author),
@@ -948,7 +827,7 @@ def _text(value: Any) -> str | None:
 def _ms(value: datetime | None) -> int:
     if value is None:
         return 0
-    return (value - _EPOCH) // timedelta(milliseconds=1)
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 __all__ = ["MattermostExport"]

@@ -16,7 +16,8 @@ import pytest
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors import detect
-from chatmigrate.extractors.mattermost_export import MattermostExport, direct_names, post_key
+from chatmigrate.extractors._mattermost import direct_names, post_key
+from chatmigrate.extractors.mattermost_export import MattermostExport
 from chatmigrate.ids import record_id
 from chatmigrate.model import (
     Channel,
