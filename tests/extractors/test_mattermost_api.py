@@ -408,3 +408,31 @@ def test_http_helpers() -> None:
     client = HttpClient("https://user:pw@chat.example.com", secrets=["tok123"])
     assert client.hide("GET https://user:pw@chat.example.com/x?token=abc tok123") == (
         "GET https://user:***@chat.example.com/x?token=*** ***")
+
+
+def test_bad_posts_from_the_server_are_recorded(server: tuple[str, FakeServer]) -> None:
+    url, state = server
+    town = next(c["id"] for c in state.channels.values() if c["name"] == "town-square")
+    secret = next(c["id"] for c in state.channels.values() if c["name"] == "secret-plans")
+    root = next(p for p in state.posts.values() if p["message"].startswith("Thread root"))
+    alice = state.user_id("alice")
+    base = {"update_at": at(40), "edit_at": 0, "delete_at": 0, "is_pinned": False, "original_id": "", "type": "",
+            "props": {}, "hashtags": "", "file_ids": [], "pending_post_id": "", "metadata": {}}
+    # A reply filed in another channel than its root, a post without an author, a reply to nothing.
+    state.posts["x1"] = {**base, "id": "x1", "create_at": at(40), "user_id": alice, "channel_id": secret,
+                         "root_id": root["id"], "message": "misfiled reply"}
+    state.posts["x2"] = {**base, "id": "x2", "create_at": at(41), "user_id": "", "channel_id": town, "root_id": "",
+                         "message": "no author"}
+    state.posts["x3"] = {**base, "id": "x3", "create_at": at(42), "user_id": alice, "channel_id": town,
+                         "root_id": "gone", "message": "reply to a deleted root"}
+    items = list(api(url).records())
+    messages = {m.text: m for m in items if isinstance(m, Message)}
+    misfiled = messages["misfiled reply"]
+    # Its id and root link are what they would be in the root's channel; the validator reports CM104.
+    assert misfiled.thread_root_id == messages["Thread root: what should we build?"].id
+    assert misfiled.channel_id != messages["Thread root: what should we build?"].channel_id
+    assert misfiled.source_id.startswith("acme/town-square/bob/")
+    rejects = {i.raw["message"]: i for i in items if isinstance(i, Unreadable)}
+    assert set(rejects) == {"no author", "reply to a deleted root"}
+    assert all(r.code == "CM002" and r.origin is not None and "/api/v4/posts/" in r.origin.file
+               for r in rejects.values())
