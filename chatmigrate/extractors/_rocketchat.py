@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +38,9 @@ from chatmigrate.model import (
 )
 
 SOURCE = "rocketchat"
+# Values that mean "not set" in Rocket.Chat documents (built once: this runs per message).
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+_UNSET: tuple[Any, ...] = (None, False, "")
 DEFAULT_SCOPE = "rocketchat"
 
 ROOM_KINDS: dict[str, ChannelKind] = {"c": "public", "p": "private"}
@@ -77,7 +81,9 @@ def native_id(value: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def rid_of(kind: str, scope: str, native: str) -> str:
+    # Cached: user, room and thread-root ids repeat on every message (uuid5 is the hottest call).
     return record_id(SOURCE, scope, kind, native)
 
 
@@ -145,7 +151,7 @@ def convert_user(doc: Mapping[str, Any], scope: str, origin: Origin | None,
         props["no_username"] = True
     for key, name in (("createdAt", "created_at"), ("nickname", "nickname"), ("bio", "bio"),
                       ("customFields", "custom_fields"), ("utcOffset", "utc_offset")):
-        if doc.get(key) not in (None, "", {}):
+        if doc.get(key) not in _EMPTY:
             props[name] = jsonable(doc[key])
     services = doc.get("services")
     if isinstance(services, Mapping) and services:
@@ -210,7 +216,7 @@ def convert_room(doc: Mapping[str, Any], scope: str, member_ids: Iterable[str], 
     for key, prop in (("announcement", "announcement"), ("ro", "read_only"), ("default", "default"),
                       ("featured", "featured"), ("encrypted", "encrypted"), ("broadcast", "broadcast"),
                       ("teamMain", "team_main"), ("teamId", "rocketchat_team_id"), ("federated", "federated")):
-        if doc.get(key) not in (None, False, ""):
+        if doc.get(key) not in _UNSET:
             props[prop] = jsonable(doc[key])
     if kind in ("direct", "group") and usernames:
         props["usernames"] = usernames
@@ -309,6 +315,11 @@ def revision_order(entry: Mapping[str, Any]) -> tuple[datetime, str]:
     return when, entry.get("source_id") or ""
 
 
+def with_history(message: Message, history: list[dict[str, Any]]) -> Message:
+    """`message` with its `_hidden` edit-history copies in `props["edit_history"]`, oldest first."""
+    return replace(message, props={**message.props, "edit_history": sorted(history, key=revision_order)})
+
+
 def convert_message(doc: Mapping[str, Any], ctx: MessageContext, origin: Origin | None, *,
                     history: list[dict[str, Any]] | None = None) -> Message | Unreadable:
     """A `rocketchat_message` (or trashed message) document → Message.
@@ -381,7 +392,7 @@ def convert_message(doc: Mapping[str, Any], ctx: MessageContext, origin: Origin 
                       ("attachments", "attachments"), ("tcount", "thread_reply_count"), ("dcount", "discussion_count"),
                       ("blocks", "blocks"), ("location", "location"), ("customFields", "custom_fields"),
                       ("role", "role")):
-        if doc.get(key) not in (None, "", [], {}):
+        if doc.get(key) not in _EMPTY:
             props[prop] = jsonable(doc[key])
     urls = [u.get("url") for u in doc.get("urls") or [] if isinstance(u, Mapping) and u.get("url")]
     if urls:

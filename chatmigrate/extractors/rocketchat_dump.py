@@ -55,6 +55,7 @@ from chatmigrate.extractors._rocketchat import (
     rid_of,
     timeline,
     unresolved_reaction_items,
+    with_history,
 )
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Skipped, Unreadable, User
 
@@ -287,7 +288,7 @@ class _Run:
                 continue
             self._index_message(doc, offset, self.messages, self.message_offsets)
 
-    def _index_message(self, doc: dict[str, Any], offset: int, collection: _Collection,
+    def _index_message(self, doc: Mapping[str, Any], offset: int, collection: _Collection,
                        index: dict[str, array[int]]) -> None:
         room = native_id(doc.get("rid"))
         if native_id(doc.get("_id")) is None or room is None:
@@ -461,9 +462,10 @@ class _Run:
 
     def _room_messages(self, channel: Channel, native: str, live: array[int], trashed: array[int],
                        ctx: MessageContext) -> Iterator[Item]:
-        current: list[tuple[dict[str, Any], Origin]] = []
+        # Documents are converted as they are read and not kept: the room's buffer is its Messages.
+        built: list[Message] = []
         history: dict[str, list[dict[str, Any]]] = {}
-        hidden: list[tuple[str, dict[str, Any], Origin]] = []
+        hidden: list[tuple[str, _Collection, int]] = []
         latest = self.room_time.get(native)
         live_ids: set[str] = set()
         problems: list[Item] = []
@@ -483,7 +485,7 @@ class _Run:
                                                    "of its message (parent)", jsonable(doc), origin))
                     else:
                         history.setdefault(parent, []).append(revision(doc, self.scope))
-                        hidden.append((parent, doc, origin))
+                        hidden.append((parent, collection, offset))
                     continue
                 native_message = native_id(doc.get("_id"))
                 if collection is self.trash and native_message in live_ids:
@@ -492,19 +494,19 @@ class _Run:
                     continue
                 if collection is self.messages and native_message:
                     live_ids.add(native_message)
-                current.append((doc, origin))
-        built: list[Message] = []
-        for doc, origin in current:
-            result = convert_message(doc, ctx, origin, history=history.pop(native_id(doc.get("_id")) or "", None))
-            if isinstance(result, Message):
-                built.append(result)
-            else:
-                problems.append(result)
+                result = convert_message(doc, ctx, origin)
+                if isinstance(result, Message):
+                    built.append(result)
+                else:
+                    problems.append(result)
+        if history:
+            built = [with_history(m, history.pop(m.source_id)) if m.source_id in history else m for m in built]
         # Revisions of a message that is neither live nor in the trash: nothing to attach them to.
-        for parent, doc, origin in hidden:
+        for parent, collection, offset in hidden:
             if parent in history:
                 problems.append(Unreadable("messages", "CM005", f"edit-history copy of message {parent}, which is not "
-                                           "in the dump", jsonable(doc), origin))
+                                           "in the dump", jsonable(_bson.decode(collection.at(offset))),
+                                           collection.origin(offset)))
         yield from problems
         for message in timeline(built):
             yield from unresolved_reaction_items(message)

@@ -27,6 +27,8 @@ _PROTECTED = re.compile(
 )
 _BOLD = re.compile(r"(?<![\w*\\])\*(?![\s*])([^*\n]*?[^\s*\\])\*(?![\w*])")
 _STRIKE = re.compile(r"(?<![\w~\\])~(?![\s~])([^~\n]*?[^\s~\\])~(?![\w~])")
+# Every rewrite needs one of these characters; text without them is returned untouched.
+_MAYBE_MARKUP = re.compile(r"[*~#<]")
 # A channel name as Rocket.Chat allows it (letters in any script, digits, `_`, `-`, `.`); the `#` must
 # start a word, so URL fragments (`page#top`) and headings (`# Title`) are not channel links.
 _CHANNEL = re.compile(r"(?<![\w/#&~\\])#([^\W][\w.\-]*)")
@@ -38,8 +40,11 @@ def to_markdown(text: str, channels: Collection[str] | None = None) -> tuple[str
     `channels`: the channel names the message links (its `channels[].name`); when given, only those
     `#name` become `~name`; when None every `#name` that starts a word does.
     """
-    if not text:
-        return text, False
+    if not text or not _MAYBE_MARKUP.search(text):
+        return text, False  # the common case: nothing to rewrite
+    if "`" not in text and "[" not in text and "<" not in text and "://" not in text:
+        result = _plain(text, channels)  # nothing to protect: one pass over the whole text
+        return result, result != text
     parts: list[str] = []
     last = 0
     for match in _PROTECTED.finditer(text):
@@ -63,8 +68,12 @@ def _plain(segment: str, channels: Collection[str] | None) -> str:
     if not segment:
         return segment
     # Strikethrough before channel links: the canonical channel sigil is `~` too.
-    segment = _STRIKE.sub(r"~~\1~~", segment)
-    segment = _BOLD.sub(r"**\1**", segment)
+    if "~" in segment:
+        segment = _STRIKE.sub(r"~~\1~~", segment)
+    if "*" in segment:
+        segment = _BOLD.sub(r"**\1**", segment)
+    if "#" not in segment:
+        return segment
 
     def channel(match: re.Match[str]) -> str:
         name = match.group(1).rstrip(".-")
