@@ -160,7 +160,7 @@ def build_world(messages: int, seed: int) -> World:
         users.append(User(
             index=i, slack_id=("B" if bot else "U") + "0" + _code(i * 7919 + 31, 9),
             meteor_id=meteor_id(rng), username=username, display_name=display, first=first.title(),
-            last=last.title(), email=f"{username}@example.com", deleted=not bot and rng.random() < 0.02,
+            last=last.title(), email=f"{username}@example.com", deleted=not bot and i % 40 == 17,
             bot=bot, hidden_bot=bot and i % 3 == 0, admin=i < 3,
             tz=rng.choice(("Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Shanghai", "UTC"))))
     humans = [u.index for u in users if not u.bot]
@@ -524,6 +524,23 @@ def _slack_file(f: tuple[str, str, str, str, int], msg: Msg, author: User) -> di
             "permalink": f"https://acme.slack.com/files/{author.slack_id}/{file_id}/{name}"}
 
 
+# Fixed member dates: the same seed gives byte-identical archives.
+_ZIP_DATE = (2025, 6, 1, 0, 0, 0)
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # The attribute zf.open(info, "w") reads the level from: renamed in Python 3.13.
+    setattr(info, "compress_level" if "compress_level" in zipfile.ZipInfo.__slots__ else "_compresslevel", 1)
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _put(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    zf.writestr(_member(name), data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+
+
 def _dump_array(items: list[dict[str, Any]]) -> bytes:
     return orjson.dumps(items, option=orjson.OPT_INDENT_2)
 
@@ -534,12 +551,12 @@ def write_slack(world: World, out: Path) -> int:
     written = 0
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         listed = [u for u in world.users if not u.hidden_bot]
-        zf.writestr("users.json", _dump_array([_slack_user(u, world) for u in listed]))
+        _put(zf, "users.json", _dump_array([_slack_user(u, world) for u in listed]))
         for file_name, kind in (("channels.json", "public"), ("groups.json", "private"), ("dms.json", "direct"),
                                 ("mpims.json", "group")):
-            zf.writestr(file_name, _dump_array([_slack_conversation(c, world) for c in world.conversations
+            _put(zf, file_name, _dump_array([_slack_conversation(c, world) for c in world.conversations
                                                 if c.kind == kind]))
-        zf.writestr("integration_logs.json", b"[]")
+        _put(zf, "integration_logs.json", b"[]")
         for conv, stream in _files_per_conversation(world):
             day: str | None = None
             day_number = -1
@@ -547,13 +564,13 @@ def write_slack(world: World, out: Path) -> int:
             for msg in stream:
                 if msg.ms // DAY_MS != day_number:
                     if batch:
-                        zf.writestr(f"{conv.name}/{day}.json", _dump_array(batch))
+                        _put(zf, f"{conv.name}/{day}.json", _dump_array(batch))
                     day_number, batch = msg.ms // DAY_MS, []
                     day = datetime.fromtimestamp(day_number * 86_400, UTC).strftime("%Y-%m-%d")
                 batch.append(_slack_message(msg, world))
                 written += 1
             if batch:
-                zf.writestr(f"{conv.name}/{day}.json", _dump_array(batch))
+                _put(zf, f"{conv.name}/{day}.json", _dump_array(batch))
     return written
 
 
@@ -596,7 +613,7 @@ class _MattermostWriter:
         path = f"{day}/teams/{team}/channels/{conv.meteor_id or conv.slack_id}/users/{author.meteor_id}/{f[0]}/{f[1]}"
         # Small deterministic bytes: the benchmark measures reading and hashing them, not disk space.
         body = (f"{f[1]} {msg.conv}:{msg.seq}\n".encode() * (f[4] // 32 + 1))[:f[4]]
-        self.zf.writestr(f"data/{path}", body)
+        _put(self.zf, f"data/{path}", body)
         return {"path": path}
 
     def post_fields(self, msg: Msg, reply: bool = False) -> dict[str, Any]:
@@ -695,7 +712,7 @@ def write_mattermost(world: World, out: Path) -> int:
                     line("direct_post", {"channel_members": members, **writer.post_fields(msg)})
         spool.flush()
         spool.seek(0)
-        with zf.open("export.jsonl", "w", force_zip64=True) as member:
+        with zf.open(_member("export.jsonl"), "w", force_zip64=True) as member:
             shutil.copyfileobj(spool, member, 1 << 20)
     return written
 

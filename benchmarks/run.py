@@ -1,0 +1,892 @@
+"""Throughput and memory of chatmigrate, stage by stage, next to each database's bare fastest path.
+
+    python benchmarks/run.py --messages 1000000          # the full run (README)
+    python benchmarks/run.py --quick                     # 2,000 messages: proves the harness works
+    python benchmarks/run.py --messages 1000000 --scale-to 5000000 --delete-large
+
+For every source form whose extractor is registered (others are reported "not available yet") and
+every reachable target, in ONE run (this machine is shared and noisy: only ratios measured side by
+side mean something), each measurement in a fresh child process whose peak RSS is read with wait4:
+
+- parse     extractor.records() drained (markup conversion happens inside it);
+- markup    the form's markup function alone, timed over the export's raw message texts;
+- validate  `chatmigrate validate` as a whole process (parse + validate, nothing written);
+- load      `pipeline.run` with the loader, the loader's own time isolated: the time spent waiting
+            for upstream items is subtracted; `flush` is the share spent in database round trips;
+- migrate   `chatmigrate migrate` as a whole process: the end-to-end figure;
+- bare      the same rows (spooled once per form, already shaped by rows.py) through the database's
+            fastest path: PostgreSQL binary COPY, MariaDB LOAD DATA LOCAL INFILE (TSV written inside
+            the timing), SQLite executemany in one transaction;
+- pandas    the same rows through `DataFrame.to_sql` (chunksize 10,000), the usual peer loader.
+
+Every database run gets a fresh database (CREATE DATABASE cmbench_…, dropped afterwards). Results go
+to benchmarks/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+FORMS = ("slack", "mattermost", "rocketchat")
+TARGETS = ("sqlite", "postgresql", "mariadb")
+PG_URL = os.environ.get("CHATMIGRATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("CHATMIGRATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+QUICK_MESSAGES = 2_000
+# Goals of issue 3, checked at the end of every run.
+E2E_VS_COPY = 0.6
+OTHER_FORMS_VS_SLACK = 0.8
+RSS_LIMIT_MB = 300
+RSS_GROWTH = 0.20
+VALIDATE_SPEEDUP = 3.0
+
+sys.path.insert(0, str(HERE))
+import generate  # noqa: E402  (benchmarks/ is not a package)
+
+# ---------------------------------------------------------------------------------------------------
+# Children: each measurement runs in its own process (`run.py --child JSON`), prints one JSON line.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _timed_iter(items: Any, clock: dict[str, float]) -> Iterator[Any]:
+    """Pass items on, adding the time spent waiting for each one to clock['upstream']."""
+    pc = time.perf_counter
+    it = iter(items)
+    while True:
+        t0 = pc()
+        try:
+            item = next(it)
+        except StopIteration:
+            clock["upstream"] += pc() - t0
+            return
+        clock["upstream"] += pc() - t0
+        yield item
+
+
+def _extractor(path: str) -> Any:
+    from chatmigrate import extractors
+    cls = extractors.detect(path)
+    return cls(path, {})
+
+
+def child_parse(path: str) -> dict[str, Any]:
+    from chatmigrate.model import Message
+    extractor = _extractor(path)
+    t0 = time.perf_counter()
+    messages = items = 0
+    for item in extractor.records():
+        items += 1
+        messages += isinstance(item, Message)
+    return {"seconds": time.perf_counter() - t0, "messages": messages, "items": items, "extractor": extractor.name}
+
+
+def _slack_texts(path: str) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+    import re
+
+    import orjson
+
+    from chatmigrate.extractors._files import ExportFiles
+    from chatmigrate.markup.slack import to_markdown
+    files = ExportFiles(path)
+    users = {u["id"]: u.get("name") or u["id"] for u in orjson.loads(files.read_bytes("users.json"))}
+    channels: dict[str, str] = {}
+    for name in ("channels.json", "groups.json", "mpims.json", "dms.json"):
+        if files.exists(name):
+            channels.update({c["id"]: c.get("name") or c["id"] for c in orjson.loads(files.read_bytes(name))})
+    day = re.compile(r"^[^/]+/\d{4}-\d{2}-\d{2}\.json$")
+    for name in files.names():
+        if day.match(name) and not name.startswith("__"):
+            texts = [m["text"] for m in orjson.loads(files.read_bytes(name)) if isinstance(m.get("text"), str)]
+            yield texts, (to_markdown, users, channels)
+
+
+def _mattermost_texts(path: str) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+    import orjson
+
+    from chatmigrate.extractors._files import ExportFiles
+    from chatmigrate.markup.mattermost import to_markdown
+    files = ExportFiles(path)
+    name = next(n for n in files.names() if n.endswith(".jsonl"))
+    texts: list[str] = []
+    with files.open(name) as handle:
+        for raw in handle:
+            line = orjson.loads(raw)
+            post = line.get("post") or line.get("direct_post")
+            if not post:
+                continue
+            texts.append(post.get("message") or "")
+            texts.extend(r.get("message") or "" for r in post.get("replies") or ())
+            if len(texts) >= 20_000:
+                yield texts, (to_markdown,)
+                texts = []
+    yield texts, (to_markdown,)
+
+
+def _rocketchat_texts(path: str) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+    import bson
+
+    from chatmigrate.markup.rocketchat import to_markdown
+    found = list(Path(path).rglob("rocketchat_message.bson"))
+    texts: list[tuple[str, list[str]]] = []
+    with open(found[0], "rb") as handle:
+        for doc in bson.decode_file_iter(handle):
+            texts.append((doc.get("msg") or "", [c.get("name") for c in doc.get("channels") or ()]))
+            if len(texts) >= 20_000:
+                yield texts, (to_markdown,)  # type: ignore[misc]
+                texts = []
+    yield texts, (to_markdown,)  # type: ignore[misc]
+
+
+def child_markup(path: str, form: str) -> dict[str, Any]:
+    """Time only the markup function over every message text of the export (reading is not timed)."""
+    reader = {"slack": _slack_texts, "mattermost": _mattermost_texts, "rocketchat": _rocketchat_texts}[form]
+    pc = time.perf_counter
+    seconds = 0.0
+    count = 0
+    for texts, (function, *context) in reader(path):
+        if form == "rocketchat":
+            t0 = pc()
+            for text, linked in texts:  # type: ignore[misc]
+                function(text, linked)
+            seconds += pc() - t0
+        else:
+            t0 = pc()
+            for text in texts:
+                function(text, *context)
+            seconds += pc() - t0
+        count += len(texts)
+    return {"seconds": seconds, "messages": count}
+
+
+def child_load(path: str, url: str, rejects: str) -> dict[str, Any]:
+    """pipeline.run with the loader; the loader's own time (rows, cleaning, batching, database) isolated."""
+    from chatmigrate import pipeline
+    from chatmigrate.loaders import loader_for
+    extractor = _extractor(path)
+    loader = loader_for(url)
+    clock = {"upstream": 0.0, "load_call": 0.0, "flush": 0.0}
+    pc = time.perf_counter
+    real_load, real_flush = loader.load, loader._flush
+
+    def load(items: Any) -> Any:
+        t0 = pc()
+        try:
+            return real_load(_timed_iter(items, clock))
+        finally:
+            clock["load_call"] += pc() - t0
+
+    def flush(*args: Any) -> Any:
+        t0 = pc()
+        try:
+            return real_flush(*args)
+        finally:
+            clock["flush"] += pc() - t0
+
+    loader.load = load  # type: ignore[method-assign]
+    loader._flush = flush  # type: ignore[method-assign]
+    options = pipeline.RunOptions("migrate", path, Path(rejects), progress=False)
+    t0 = pc()
+    result = pipeline.run(extractor, loader, options)
+    total = pc() - t0
+    loader.close()
+    exclusive = clock["load_call"] - clock["upstream"]
+    return {"seconds": exclusive, "total_seconds": total, "upstream_seconds": clock["upstream"],
+            "flush_seconds": clock["flush"], "shaping_seconds": exclusive - clock["flush"],
+            "messages": result.counts["messages"]["loaded"], "rows_written": result.rows_written}
+
+
+def child_spool(path: str, spool: str) -> dict[str, Any]:
+    """The rows chatmigrate would write for this export (validated, shaped by rows.py, cleaned, one
+    row per key), pickled table by table in chunks, for the bare and peer paths to load."""
+    from chatmigrate.loaders._batching import _KEY_GETTERS
+    from chatmigrate.loaders._clean import Cleaner, TextRules
+    from chatmigrate.loaders.rows import COLUMNS, rows_of
+    from chatmigrate.loaders.schema import build_metadata
+    from chatmigrate.model import Checkpoint
+    from chatmigrate.validate import Accounting, ValidationOptions, Validator
+    from chatmigrate.validate.findings import FindingSink
+    metadata = build_metadata()
+    cleaner = Cleaner({name: metadata.tables[f"cm_{name}"] for name in COLUMNS}, TextRules(nul_allowed=False))
+    seen: dict[str, set[Any]] = {table: set() for table in COLUMNS}
+    pending: dict[str, list[Any]] = {table: [] for table in COLUMNS}
+    counts = dict.fromkeys(COLUMNS, 0)
+    sink = FindingSink(None)
+    with open(spool, "wb") as out:
+        for item in Validator(sink, ValidationOptions(), Accounting())(_extractor(path).records()):
+            if isinstance(item, Checkpoint):
+                continue
+            for table, row in rows_of(item):
+                key = _KEY_GETTERS[table](row)
+                if key in seen[table]:
+                    continue  # a placeholder user later met for real: the loader upserts, COPY cannot
+                seen[table].add(key)
+                pending[table].append(cleaner.clean(table, row))
+                counts[table] += 1
+                if len(pending[table]) >= 50_000:
+                    pickle.dump((table, pending[table]), out, protocol=pickle.HIGHEST_PROTOCOL)
+                    pending[table] = []
+        for table, rows in pending.items():
+            if rows:
+                pickle.dump((table, rows), out, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"rows": counts, "messages": counts["messages"]}
+
+
+def _read_spool(spool: str) -> dict[str, list[Any]]:
+    from chatmigrate.loaders.rows import TABLE_ORDER
+    tables: dict[str, list[Any]] = {t: [] for t in TABLE_ORDER}
+    with open(spool, "rb") as handle:
+        while True:
+            try:
+                table, rows = pickle.load(handle)
+            except EOFError:
+                break
+            tables[table].extend(rows)
+    return tables
+
+
+def _create_schema(url: str) -> None:
+    import sqlalchemy as sa
+
+    from chatmigrate.loaders.schema import build_metadata
+    engine = sa.create_engine(url)
+    build_metadata().create_all(engine)
+    engine.dispose()
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _bare_sqlite(url: str, tables: dict[str, list[Any]]) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from chatmigrate.loaders.rows import COLUMNS
+    conn = sqlite3.connect(sa.engine.make_url(url).database)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("BEGIN")
+    for table, rows in tables.items():
+        cols = COLUMNS[table]
+        times = [i for i, c in enumerate(cols) if c.endswith("_at")]
+
+        def shaped(rows: list[Any] = rows, times: list[int] = times) -> Iterator[Any]:
+            for row in rows:
+                if times:
+                    row = list(row)
+                    for i in times:
+                        if row[i] is not None:
+                            row[i] = row[i].astimezone(UTC).strftime(_SQLITE_TIME)
+                yield row
+
+        conn.executemany(f"INSERT INTO cm_{table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                         shaped())
+    conn.commit()
+    conn.close()
+
+
+def _pg_conninfo(url: str) -> str:
+    import sqlalchemy as sa
+    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _bare_postgresql(url: str, tables: dict[str, list[Any]]) -> None:
+    import psycopg
+    import sqlalchemy as sa
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    from chatmigrate.loaders.rows import COLUMNS
+    from chatmigrate.loaders.schema import build_metadata
+
+    class JsonbText(Dumper):  # props are JSON text already: jsonb's binary form is b"\x01" + text
+        format = Format.BINARY
+        oid = 3802
+
+        def dump(self, obj: Any) -> bytes:
+            return b"\x01" + obj.encode()
+
+    def pg_type(column: Any) -> str:
+        t = column.type
+        if isinstance(t, sa.JSON):
+            return "jsonb"
+        if isinstance(t, sa.DateTime):
+            return "timestamptz"
+        if isinstance(t, sa.Boolean):
+            return "bool"
+        if isinstance(t, sa.BigInteger):
+            return "int8"
+        if isinstance(t, sa.Integer):
+            return "int4"
+        return "varchar" if isinstance(t, sa.String) and t.length else "text"
+
+    metadata = build_metadata()
+    with psycopg.connect(_pg_conninfo(url)) as conn:
+        conn.adapters.register_dumper(None, JsonbText)
+        with conn.cursor() as cur:
+            for table, rows in tables.items():
+                cols = COLUMNS[table]
+                types = [pg_type(metadata.tables[f"cm_{table}"].c[c]) for c in cols]
+                with cur.copy(f"COPY cm_{table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(types)
+                    for row in rows:
+                        copy.write_row(row)
+        conn.commit()
+
+
+def _mysql_connect(url: str, **extra: Any) -> Any:
+    import pymysql
+    import sqlalchemy as sa
+    u = sa.engine.make_url(url)
+    return pymysql.connect(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root",
+                           password=u.password or "", database=u.database, charset="utf8mb4", **extra)
+
+
+def _tsv(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(_SQLITE_TIME)
+    if isinstance(value, str):
+        return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+                .replace("\x00", "\\0"))
+    return str(value)
+
+
+def _bare_mariadb(url: str, tables: dict[str, list[Any]]) -> None:
+    from chatmigrate.loaders.rows import COLUMNS
+    conn = _mysql_connect(url, local_infile=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        with conn.cursor() as cur:
+            for table, rows in tables.items():
+                if not rows:
+                    continue
+                file = Path(tmp, f"{table}.tsv")
+                with open(file, "w", encoding="utf-8", newline="\n") as out:
+                    for row in rows:
+                        out.write("\t".join(map(_tsv, row)) + "\n")
+                cols = COLUMNS[table]
+                cur.execute(f"LOAD DATA LOCAL INFILE '{file}' INTO TABLE cm_{table} CHARACTER SET utf8mb4 "
+                            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+                            f"({', '.join(cols)})")
+        conn.commit()
+    conn.close()
+
+
+def child_bare(spool: str, url: str, dialect: str) -> dict[str, Any]:
+    tables = _read_spool(spool)
+    _create_schema(url)
+    bare = {"sqlite": _bare_sqlite, "postgresql": _bare_postgresql, "mariadb": _bare_mariadb}[dialect]
+    t0 = time.perf_counter()
+    bare(url, tables)
+    seconds = time.perf_counter() - t0
+    _verify(url, tables)
+    return {"seconds": seconds, "messages": len(tables["messages"]), "rows": sum(map(len, tables.values()))}
+
+
+def _verify(url: str, tables: dict[str, list[Any]]) -> None:
+    """Every row arrived (LOAD DATA LOCAL turns refused rows into mere warnings)."""
+    import sqlalchemy as sa
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for table, rows in tables.items():
+            found = conn.exec_driver_sql(f"SELECT COUNT(*) FROM cm_{table}").scalar()
+            if found != len(rows):
+                raise SystemExit(f"cm_{table}: {found} rows in the database, {len(rows)} loaded")
+    engine.dispose()
+
+
+def child_pandas(spool: str, url: str) -> dict[str, Any]:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from chatmigrate.loaders.rows import COLUMNS
+    tables = _read_spool(spool)
+    _create_schema(url)
+    from chatmigrate.loaders.schema import build_metadata
+    engine = sa.create_engine(url)
+    metadata = build_metadata()
+    is_pg = engine.dialect.name == "postgresql"
+    if is_pg:
+        import orjson
+        # psycopg sends a str as varchar, which jsonb refuses: give pandas the props as the dicts a
+        # pandas user would hold (not timed) and let SQLAlchemy's JSONB type serialise them (timed).
+        for table, rows in tables.items():
+            if "props" in COLUMNS[table]:
+                i = COLUMNS[table].index("props")
+                tables[table] = [(*r[:i], orjson.loads(r[i]) if r[i] else None, *r[i + 1:]) for r in rows]
+    t0 = time.perf_counter()
+    for table, rows in tables.items():
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows, columns=list(COLUMNS[table]))
+        # The column types, as a pandas user would pass them: an all-NULL column has no dtype to guess from.
+        columns = metadata.tables[f"cm_{table}"].c
+        dtype = {c: (columns[c].type if c != "props" or is_pg else sa.Text()) for c in COLUMNS[table]}
+        frame.to_sql(f"cm_{table}", engine, if_exists="append", index=False, chunksize=10_000, dtype=dtype)
+    seconds = time.perf_counter() - t0
+    engine.dispose()
+    _verify(url, tables)
+    return {"seconds": seconds, "messages": len(tables["messages"]), "rows": sum(map(len, tables.values()))}
+
+
+CHILDREN = {"parse": child_parse, "markup": child_markup, "load": child_load, "spool": child_spool,
+            "bare": child_bare, "pandas": child_pandas}
+
+
+def child_main(spec: str) -> int:
+    args = json.loads(spec)
+    stage = args.pop("stage")
+    result = CHILDREN[stage](**args)
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The parent: generates exports, makes databases, runs children, writes results.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _spawn(argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> dict[str, Any]:
+    """Run one child process; return its exit code, wall time, peak RSS (wait4) and stdout/stderr."""
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env={**os.environ, "PYTHONHASHSEED": "0"})
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    return {"code": proc.returncode, "wall": wall, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "loadavg_before": round(load_before, 2),
+            "stdout": stdout, "stderr": stderr}
+
+
+def run_child(stage: str, **kwargs: Any) -> dict[str, Any]:
+    spawned = _spawn([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"stage": stage, **kwargs})],
+                     cwd=REPO)
+    if spawned["code"] != 0:
+        return _failed(spawned)
+    result = json.loads(spawned["stdout"].strip().splitlines()[-1])
+    result.update(peak_rss_mb=spawned["peak_rss_mb"], cpu_seconds=spawned["cpu_seconds"],
+                  loadavg_before=spawned["loadavg_before"])
+    return _with_rate(result)
+
+
+def run_cli(args: list[str], messages: int) -> dict[str, Any]:
+    """`chatmigrate …` as a whole process: wall time and peak RSS of the real command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spawned = _spawn([sys.executable, "-m", "chatmigrate", *args, "--json", "--quiet"], cwd=Path(tmp))
+    if spawned["code"] not in (0, 1):  # 1 = ran, with rejects
+        return _failed(spawned)
+    report = json.loads(spawned["stdout"])
+    loaded = report["counts"]["messages"]["loaded"]
+    return _with_rate({"seconds": spawned["wall"], "messages": loaded, "expected_messages": messages,
+                       "peak_rss_mb": spawned["peak_rss_mb"], "cpu_seconds": spawned["cpu_seconds"],
+                       "loadavg_before": spawned["loadavg_before"], "rows_written": report.get("rows_written")})
+
+
+def _failed(spawned: dict[str, Any]) -> dict[str, Any]:
+    return {"error": _last_line(spawned["stderr"]) or f"exit {spawned['code']}", "peak_rss_mb": spawned["peak_rss_mb"]}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith("(Background")]
+    return lines[-1][:500] if lines else ""
+
+
+def _with_rate(result: dict[str, Any]) -> dict[str, Any]:
+    if result.get("seconds") and result.get("messages"):
+        result["msgs_per_s"] = round(result["messages"] / result["seconds"])
+        result["seconds"] = round(result["seconds"], 3)
+    return result
+
+
+# -- databases ----------------------------------------------------------------------------------------
+
+def server_problem(dialect: str) -> str | None:
+    if dialect == "sqlite":
+        return None
+    import sqlalchemy as sa
+    try:
+        engine = sa.create_engine(PG_URL if dialect == "postgresql" else MYSQL_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as exc:  # any driver error means "not reachable"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+class FreshDatabase:
+    """A new, empty database for one run: a SQLite file, or CREATE DATABASE cmbench_… on a server."""
+
+    def __init__(self, dialect: str, workdir: Path) -> None:
+        import sqlalchemy as sa
+        self.dialect = dialect
+        self.name = f"cmbench_{uuid.uuid4().hex[:10]}"
+        if dialect == "sqlite":
+            self.file = workdir / f"{self.name}.db"
+            self.url = f"sqlite:///{self.file}"
+            return
+        base = PG_URL if dialect == "postgresql" else MYSQL_URL
+        self.admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {self.name}" + (
+                " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" if dialect == "mariadb" else ""))
+            if dialect == "mariadb":
+                conn.exec_driver_sql("SET GLOBAL local_infile=1")  # for the LOAD DATA LOCAL bare path
+            else:
+                conn.exec_driver_sql("CHECKPOINT")  # start every run from the same WAL state
+        self.url = sa.engine.make_url(base).set(database=self.name).render_as_string(hide_password=False)
+
+    def __enter__(self) -> FreshDatabase:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.dialect == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.file}{suffix}").unlink(missing_ok=True)
+            return
+        with self.admin.connect() as conn:
+            force = " WITH (FORCE)" if self.dialect == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {self.name}{force}")
+        self.admin.dispose()
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+def available_forms() -> dict[str, str]:
+    """form → extractor name, for forms whose file extractor is registered."""
+    from chatmigrate import extractors
+    found: dict[str, str] = {}
+    for name, entry in sorted(extractors.registered().items()):
+        try:
+            cls = entry.load()
+        except Exception:  # a half-written plugin must not stop the benchmark
+            continue
+        source = getattr(cls, "source", None)
+        # File forms only (the API extractors share the source name): by their entry-point names.
+        if source in FORMS and not name.endswith("-api"):
+            found.setdefault(source, name)
+    return found
+
+
+def export_path(form: str, messages: int, seed: int) -> Path:
+    return DATA / generate.default_name(form, messages, seed)
+
+
+def ensure_export(form: str, messages: int, seed: int, log: Any) -> dict[str, Any]:
+    path = export_path(form, messages, seed)
+    info: dict[str, Any] = {"path": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)}
+    if not path.exists():
+        log(f"generating {form} export of {messages:,} messages → {path}")
+        t0 = time.perf_counter()
+        generate.generate(form, messages, seed, path)
+        info["generate_seconds"] = round(time.perf_counter() - t0, 1)
+    info["bytes"] = _size(path)
+    return info
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def bench_form(form: str, extractor: str, messages: int, seed: int, targets: list[str], peers: bool,
+               log: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"available": True, "extractor": extractor}
+    result["export"] = ensure_export(form, messages, seed, log)
+    path = str(export_path(form, messages, seed))
+    stages: dict[str, Any] = {}
+    log(f"{form}: parse")
+    stages["parse"] = run_child("parse", path=path)
+    log(f"{form}: markup")
+    stages["markup"] = run_child("markup", path=path, form=form)
+    log(f"{form}: validate (chatmigrate validate)")
+    stages["validate"] = run_cli(["validate", path], messages)
+    result["stages"] = stages
+    spool = DATA / f"rows-{form}-{messages}-s{seed}.pickle"
+    if not spool.exists():
+        log(f"{form}: spooling the rows for the bare and peer paths")
+        spooled = run_child("spool", path=path, spool=str(spool))
+        result["rows"] = spooled.get("rows", spooled)
+    else:
+        result["rows"] = "cached"
+    result["targets"] = {}
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+        work = Path(tmp)
+        for dialect in targets:
+            measured: dict[str, Any] = {}
+            log(f"{form} → {dialect}: bare path")
+            with FreshDatabase(dialect, work) as db:
+                measured["bare"] = run_child("bare", spool=str(spool), url=db.url, dialect=dialect)
+            log(f"{form} → {dialect}: load (pipeline, loader time isolated)")
+            with FreshDatabase(dialect, work) as db:
+                measured["load"] = run_child("load", path=path, url=db.url, rejects=str(work / "rejects.jsonl"))
+            log(f"{form} → {dialect}: migrate (chatmigrate migrate)")
+            with FreshDatabase(dialect, work) as db:
+                measured["migrate"] = run_cli(["migrate", path, "--to", db.url], messages)
+            if peers:
+                log(f"{form} → {dialect}: pandas to_sql")
+                with FreshDatabase(dialect, work) as db:
+                    measured["pandas"] = run_child("pandas", spool=str(spool), url=db.url)
+            measured["ratios"] = ratios(measured, stages)
+            result["targets"][dialect] = measured
+    return result
+
+
+def _seconds(entry: dict[str, Any] | None) -> float | None:
+    return entry.get("seconds") if entry and "error" not in entry else None
+
+
+def ratios(measured: dict[str, Any], stages: dict[str, Any]) -> dict[str, float | None]:
+    """Throughput fractions: e2e/bare = bare seconds / migrate seconds for the same rows, etc."""
+    def frac(fast: float | None, slow: float | None) -> float | None:
+        return round(fast / slow, 3) if fast and slow else None
+
+    migrate, bare = _seconds(measured.get("migrate")), _seconds(measured.get("bare"))
+    return {"migrate_vs_bare": frac(bare, migrate),
+            "load_vs_bare": frac(bare, _seconds(measured.get("load"))),
+            "migrate_vs_pandas": frac(_seconds(measured.get("pandas")), migrate),
+            "pandas_vs_bare": frac(bare, _seconds(measured.get("pandas"))),
+            "validate_speedup": frac(migrate, _seconds(stages.get("validate")))}
+
+
+def scaling_run(messages: int, seed: int, base: dict[str, Any] | None, delete: bool, log: Any) -> dict[str, Any]:
+    """Slack → SQLite at a larger size: does peak RSS stay flat?"""
+    info = ensure_export("slack", messages, seed, log)
+    path = export_path("slack", messages, seed)
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp, FreshDatabase("sqlite", Path(tmp)) as db:
+        log(f"scaling: chatmigrate migrate slack {messages:,} → sqlite")
+        migrate = run_cli(["migrate", str(path), "--to", db.url], messages)
+    if delete:
+        path.unlink(missing_ok=True)
+        info["deleted_after"] = True
+    out = {"messages": messages, "export": info, "migrate_sqlite": migrate}
+    if base and "peak_rss_mb" in migrate and base.get("peak_rss_mb"):
+        out["rss_growth"] = round(migrate["peak_rss_mb"] / base["peak_rss_mb"] - 1, 3)
+        out["base_messages"] = base.get("expected_messages")
+    return out
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    forms = results["forms"]
+
+    def add(goal: str, value: Any, met: bool | None) -> None:
+        checks.append({"goal": goal, "value": value, "met": met})
+
+    slack_pg = forms.get("slack", {}).get("targets", {}).get("postgresql", {})
+    r = slack_pg.get("ratios", {}).get("migrate_vs_bare")
+    add(f"Slack → PostgreSQL end to end ≥ {E2E_VS_COPY} of bare COPY", r, None if r is None else r >= E2E_VS_COPY)
+    slack_rate = slack_pg.get("migrate", {}).get("msgs_per_s")
+    for form in ("mattermost", "rocketchat"):
+        rate = forms.get(form, {}).get("targets", {}).get("postgresql", {}).get("migrate", {}).get("msgs_per_s")
+        value = round(rate / slack_rate, 3) if rate and slack_rate else None
+        add(f"{form} → PostgreSQL ≥ {OTHER_FORMS_VS_SLACK} of Slack's msgs/s", value,
+            None if value is None else value >= OTHER_FORMS_VS_SLACK)
+    for form, data in forms.items():
+        for dialect, measured in data.get("targets", {}).items():
+            rss = measured.get("migrate", {}).get("peak_rss_mb")
+            add(f"{form} → {dialect} migrate peak RSS < {RSS_LIMIT_MB} MB", rss,
+                None if rss is None else rss < RSS_LIMIT_MB)
+            speedup = measured.get("ratios", {}).get("validate_speedup")
+            add(f"{form} → {dialect}: validate ≥ {VALIDATE_SPEEDUP}× faster than migrate", speedup,
+                None if speedup is None else speedup >= VALIDATE_SPEEDUP)
+    for scale in results.get("scaling", []):
+        growth = scale.get("rss_growth")
+        add(f"Slack → SQLite peak RSS growth {scale.get('base_messages')} → {scale['messages']} messages "
+            f"< {RSS_GROWTH:.0%}", growth, None if growth is None else growth < RSS_GROWTH)
+    return checks
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+def _rate(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    if "error" in entry:
+        return "error"
+    rate = entry.get("msgs_per_s")
+    return f"{rate:,}" if rate else "–"
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    lines = [f"# chatmigrate benchmark: {meta['messages']:,} messages per source form",
+             "", f"`{meta['command']}` — {meta['started']}, commit {meta['commit']}, {meta['cpus']} CPUs, "
+             f"Python {meta['python']}, load average at start {meta['loadavg']}.",
+             "", "Messages per second (higher is better). Ratios are throughput fractions measured in this same "
+             "run (e.g. `migrate/bare` = bare-path seconds ÷ `chatmigrate migrate` seconds for the same rows).",
+             "", "## Stages per source form", "",
+             "| form | extractor | export MB | parse | markup only | validate (CLI) | markup share of parse | "
+             "validate peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for form, data in results["forms"].items():
+        if not data.get("available"):
+            lines.append(f"| {form} | {data.get('reason', 'not available yet')} | | | | | | |")
+            continue
+        st = data["stages"]
+        share = None
+        if _seconds(st.get("markup")) and _seconds(st.get("parse")):
+            share = st["markup"]["seconds"] / st["parse"]["seconds"]
+        lines.append(f"| {form} | {data['extractor']} | {data['export']['bytes'] / 1e6:,.0f} "
+                     f"| {_rate(st.get('parse'))} | {_rate(st.get('markup'))} | {_rate(st.get('validate'))} "
+                     f"| {_num(share, '{:.0%}')} | {_num(st.get('validate', {}).get('peak_rss_mb'), '{:.0f}')} |")
+    lines += ["", "## Loading, per source form and target", "",
+              "| form → target | load (loader only) | of which DB flush s | migrate e2e | bare path | pandas to_sql "
+              "| migrate/bare | load/bare | migrate/pandas | validate speed-up | migrate peak RSS MB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for form, data in results["forms"].items():
+        for dialect, m in (data.get("targets") or {}).items():
+            r = m.get("ratios", {})
+            flush = m.get("load", {}).get("flush_seconds")
+            rss = m.get("migrate", {}).get("peak_rss_mb")
+            lines.append(
+                f"| {form} → {dialect} | {_rate(m.get('load'))} | {_num(flush, '{:.1f}')} "
+                f"| {_rate(m.get('migrate'))} | {_rate(m.get('bare'))} | {_rate(m.get('pandas'))} "
+                f"| {_num(r.get('migrate_vs_bare'))} | {_num(r.get('load_vs_bare'))} "
+                f"| {_num(r.get('migrate_vs_pandas'))} | {_num(r.get('validate_speedup'), '{:.1f}×')} "
+                f"| {_num(rss, '{:.0f}')} |")
+    if results.get("scaling"):
+        lines += ["", "## Memory as the export grows (Slack → SQLite, `chatmigrate migrate`)", "",
+                  "| messages | msgs/s | peak RSS MB | growth vs base |", "|---:|---:|---:|---:|"]
+        base = results["forms"].get("slack", {}).get("targets", {}).get("sqlite", {}).get("migrate")
+        if base:
+            lines.append(f"| {meta['messages']:,} | {_rate(base)} | {_num(base.get('peak_rss_mb'), '{:.0f}')} | – |")
+        for scale in results["scaling"]:
+            m = scale["migrate_sqlite"]
+            lines.append(f"| {scale['messages']:,} | {_rate(m)} | {_num(m.get('peak_rss_mb'), '{:.0f}')} | "
+                         f"{_num(scale.get('rss_growth'), '{:+.1%}')} |")
+    lines += ["", "## Goals", "", "| goal | measured | met |", "|---|---:|---|"]
+    for check in results["checks"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
+        lines.append(f"| {check['goal']} | {_num(check['value'], '{}')} | {met} |")
+    errors = [(f"{form} {where}", entry["error"]) for form, data in results["forms"].items()
+              for where, entry in _entries(data) if isinstance(entry, dict) and "error" in entry]
+    if errors:
+        lines += ["", "## Errors", ""] + [f"- {where}: `{error}`" for where, error in errors]
+    return "\n".join(lines) + "\n"
+
+
+def _entries(data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for stage, entry in (data.get("stages") or {}).items():
+        yield stage, entry
+    for dialect, measured in (data.get("targets") or {}).items():
+        for stage, entry in measured.items():
+            yield f"{dialect} {stage}", entry
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    global DATA
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--messages", type=generate.parse_count, default=1_000_000,
+                        help="messages per source form (default 1,000,000; accepts 1M, 300k)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_MESSAGES:,} messages: checks the harness")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--forms", default=",".join(FORMS))
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--no-peers", action="store_true", help="skip pandas to_sql")
+    parser.add_argument("--require-servers", action="store_true",
+                        help="fail when PostgreSQL or MariaDB is unreachable (default: report and go on)")
+    parser.add_argument("--scale-to", type=generate.parse_count, action="append", default=[],
+                        help="also run Slack → SQLite migrate at this size, for peak RSS growth (repeatable)")
+    parser.add_argument("--delete-large", action="store_true", help="delete --scale-to exports after use")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.json / latest.md go")
+    parser.add_argument("--data", type=Path, default=DATA, help="where exports and row spools are cached")
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+    messages = QUICK_MESSAGES if args.quick else args.messages
+    DATA = args.data.resolve()
+
+    def log(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(DATA).free
+    log(f"{free / 1e9:.0f} GB free under {DATA}")
+    targets: list[str] = []
+    skipped_targets: dict[str, str] = {}
+    for dialect in args.targets.split(","):
+        problem = server_problem(dialect)
+        if problem and args.require_servers:
+            raise SystemExit(f"{dialect} is unreachable ({problem}); start it or drop --require-servers")
+        if problem:
+            skipped_targets[dialect] = problem
+            log(f"{dialect}: unreachable ({problem}); skipped")
+        else:
+            targets.append(dialect)
+    results: dict[str, Any] = {"meta": {
+        "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "messages": messages, "seed": args.seed, "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()], "targets_skipped": skipped_targets},
+        "forms": {}}
+    forms = available_forms()
+    for form in args.forms.split(","):
+        if form not in forms:
+            results["forms"][form] = {"available": False, "reason": "not available yet (no extractor registered)"}
+            log(f"{form}: not available yet")
+            continue
+        results["forms"][form] = bench_form(form, forms[form], messages, args.seed, targets, not args.no_peers, log)
+    base = results["forms"].get("slack", {}).get("targets", {}).get("sqlite", {}).get("migrate")
+    results["scaling"] = [scaling_run(size, args.seed, base, args.delete_large, log) for size in args.scale_to]
+    results["checks"] = check_targets(results)
+    results["meta"]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    report = markdown(results)
+    (args.results / "latest.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
