@@ -1,7 +1,10 @@
 """Rocket.Chat `mongodump` of its database: a folder of `.bson` (or `.bson.gz`) collection files.
 
 `location` is the dump folder (`mongodump --out=DIR` → `DIR/rocketchat/*.bson`; any database name
-works when one sub-folder holds the Rocket.Chat collections) or that database folder itself.
+works when one sub-folder holds the Rocket.Chat collections) or that database folder itself. A folder
+of mongoexport files works the same way: `<collection>.json` (or `.json.gz`), Extended JSON (relaxed
+or canonical), one document a line (`mongoexport --collection=rocketchat_message
+--out=rocketchat_message.json`; not `--jsonArray`); origins then cite line numbers.
 Option `scope` (default "rocketchat") names the server in the ids; the API form uses the same
 default, so a dump load and a later API sync of the same server meet on the same ids.
 
@@ -25,14 +28,20 @@ A dump is a full snapshot: `since` is ignored (every run re-reads it; ids make t
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import tempfile
+import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
+from datetime import UTC
 from pathlib import Path
 from typing import IO, Any, ClassVar
+
+import bson.errors
+from bson import json_util
 
 from chatmigrate.errors import InputError, UsageError
 from chatmigrate.extractors import _bson
@@ -62,13 +71,18 @@ from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, 
 # The collection that tells a Rocket.Chat database apart from any other mongodump.
 _MARKER = "rocketchat_room"
 _PREFERRED_DATABASES = ("rocketchat", "meteor", "parties")
+# mongodump writes BSON (gzipped with --gzip); mongoexport writes Extended JSON, one document a line.
+_SUFFIXES = (".bson", ".bson.gz", ".json", ".json.gz")
+_JSON_OPTIONS = json_util.JSONOptions(tz_aware=True, tzinfo=UTC)
+# A JSON-lines collection remembers the line of every this-many-th document, to cite lines cheaply.
+_LINE_STRIDE = 16
 # `__collection__` of trashed documents → the record kind they would have been.
 _TRASH_KINDS = {"message": "messages", "room": "channels", "users": "users", "custom_emoji": "emoji",
                 "uploads": "files"}
 
 
 def _collection_file(folder: Path, name: str) -> Path | None:
-    for suffix in (".bson", ".bson.gz"):
+    for suffix in _SUFFIXES:
         candidate = folder / f"{name}{suffix}"
         if candidate.is_file():
             return candidate
@@ -89,27 +103,102 @@ def find_database(location: Path) -> list[Path]:
 
 
 class _Collection:
-    """One collection file, read forward or at remembered offsets."""
+    """One collection file (BSON, or mongoexport JSON lines), read forward or at remembered offsets.
+
+    Positions are byte offsets in both formats; origins cite the byte offset of a BSON document and
+    the line number of a JSON one.
+    """
 
     def __init__(self, path: Path, where: str, scratch: Path | None, stack: ExitStack) -> None:
         self.path = path
         self.where = where
+        self.is_json = path.name.removesuffix(".gz").endswith(".json")
         self._scratch = scratch
         self._stack = stack
         self._seekable: IO[bytes] | None = None
+        self._marks = array("q")  # JSON: offset, line, offset, line… of every _LINE_STRIDE-th document
+        self._last = (-1, 0)
+        self._count = 0
 
     def scan(self) -> Iterator[tuple[int, bytes]]:
         """(offset, raw document) for every document, in file order."""
         with _bson.open_stream(self.path) as handle:
-            yield from _bson.iter_raw(handle, self.where)
+            if not self.is_json:
+                yield from _bson.iter_raw(handle, self.where)
+                return
+            yield from self._scan_lines(handle)
+
+    def _scan_lines(self, handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+        self._marks = array("q")
+        self._count = 0
+        offset = 0
+        try:
+            for line, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    if line == 1 and raw.lstrip().startswith(b"["):
+                        raise InputError("a JSON array (mongoexport --jsonArray); export one document a line "
+                                         "(mongoexport without --jsonArray)", location=f"{self.where}:1")
+                    self._last = (offset, line)
+                    self._note(offset, line)
+                    yield offset, raw
+                offset += len(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"cannot read ({exc}); the file is truncated or corrupt",
+                             location=f"{self.where}:{offset}") from exc
+
+    def _note(self, offset: int, line: int) -> None:
+        if self._count % _LINE_STRIDE == 0:
+            self._marks.extend((offset, line))
+        self._count += 1
 
     def at(self, offset: int) -> bytes:
         if self._seekable is None:
             self._seekable = self._stack.enter_context(_bson.open_seekable(self.path, self._scratch))
-        return _bson.read_raw_at(self._seekable, self.where, offset)
+        if not self.is_json:
+            return _bson.read_raw_at(self._seekable, self.where, offset)
+        self._seekable.seek(offset)
+        return self._seekable.readline()
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        """One document; content that does not decode raises BadDocument."""
+        if not self.is_json:
+            return _bson.decode(raw)
+        try:
+            document = json_util.loads(raw, json_options=_JSON_OPTIONS)
+        except (ValueError, TypeError, KeyError, OverflowError, bson.errors.BSONError) as exc:
+            raise _bson.BadDocument(f"not a valid Extended JSON document ({exc})", raw) from exc
+        if not isinstance(document, dict):
+            raise _bson.BadDocument("a JSON line that is not a document (object)", raw)
+        return document
+
+    def read(self, offset: int) -> dict[str, Any]:
+        return self.decode(self.at(offset))
+
+    def show(self, raw: bytes) -> str:
+        """A broken document as it can be shown in a rejects file."""
+        return raw.decode("utf-8", "replace")[:2000] if self.is_json else raw.hex()[:2000]
 
     def origin(self, offset: int) -> Origin:
-        return Origin(self.where, offset)
+        if not self.is_json:
+            return Origin(self.where, offset)
+        if offset == self._last[0]:
+            return Origin(self.where, self._last[1])
+        return Origin(self.where, self._line_of(offset))
+
+    def _line_of(self, offset: int) -> int:
+        """The line a document starts on: from the nearest remembered line, counting newlines."""
+        marks = self._marks
+        offsets = marks[0::2]
+        i = bisect.bisect_right(offsets, offset) - 1
+        if i < 0:
+            return 0
+        start, line = marks[2 * i], marks[2 * i + 1]
+        if start == offset:
+            return line
+        self.at(start)  # opens the seekable copy if needed
+        assert self._seekable is not None
+        self._seekable.seek(start)
+        return line + self._seekable.read(offset - start).count(b"\n")
 
 
 class _GridFs:
@@ -128,9 +217,9 @@ class _GridFs:
             return
         for offset, raw in files.scan():
             try:
-                doc = _bson.decode(raw)
+                doc = files.decode(raw)
             except _bson.BadDocument as exc:
-                self.problems.append(Unreadable("files", "CM001", exc.reason, raw.hex()[:2000], files.origin(offset)))
+                self.problems.append(Unreadable("files", "CM001", exc.reason, files.show(raw), files.origin(offset)))
                 continue
             native = native_id(doc.get("_id"))
             if native is None:
@@ -142,9 +231,9 @@ class _GridFs:
             return
         for offset, raw in chunks.scan():
             try:
-                doc = _bson.decode(raw)
+                doc = chunks.decode(raw)
             except _bson.BadDocument as exc:
-                self.problems.append(Unreadable("files", "CM001", exc.reason, raw.hex()[:2000],
+                self.problems.append(Unreadable("files", "CM001", exc.reason, chunks.show(raw),
                                                 chunks.origin(offset)))
                 continue
             owner = native_id(doc.get("files_id"))
@@ -162,7 +251,7 @@ class _GridFs:
         sha = hashlib.sha256()
         size = 0
         for _n, offset in parts:
-            data = _bson.decode(self._chunks.at(offset)).get("data")
+            data = self._chunks.read(offset).get("data")
             if not isinstance(data, bytes):
                 return None, None, "a GridFS chunk holds no data: bytes not verifiable"
             sha.update(data)
@@ -192,8 +281,9 @@ class RocketchatDump:
             raise InputError("no such file or folder", location=location)
         found = find_database(root)
         if not found:
-            raise InputError(f"no Rocket.Chat collections here (expected {_MARKER}.bson in this folder or one "
-                             "sub-folder, as `mongodump --out` writes them)", location=location)
+            raise InputError(f"no Rocket.Chat collections here (expected {_MARKER}.bson, as `mongodump --out` "
+                             f"writes it, or {_MARKER}.json from mongoexport, in this folder or one sub-folder)",
+                             location=location)
         if len(found) > 1:
             preferred = [f for f in found if f.name in _PREFERRED_DATABASES]
             if len(preferred) != 1:
@@ -223,9 +313,9 @@ class RocketchatDump:
     def _decoded(collection: _Collection, kind: str) -> Iterator[tuple[int, dict[str, Any] | Unreadable]]:
         for offset, raw in collection.scan():
             try:
-                yield offset, _bson.decode(raw)
+                yield offset, collection.decode(raw)
             except _bson.BadDocument as exc:
-                yield offset, Unreadable(kind, "CM001", exc.reason, raw.hex()[:2000], collection.origin(offset))
+                yield offset, Unreadable(kind, "CM001", exc.reason, collection.show(raw), collection.origin(offset))
 
     # -- the stream ---------------------------------------------------------------------------------
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
@@ -338,7 +428,7 @@ class _Run:
         # Users deleted from the server, whose documents survive in the trash.
         for offset in self.trash_other.pop("users", []):
             assert self.trash is not None
-            doc = _bson.decode(self.trash.at(offset))
+            doc = self.trash.read(offset)
             if native_id(doc.get("_id")) in self.live_users:
                 yield Skipped("users", "a trashed copy of a user who still exists; the live one is kept",
                               _safe(doc), self.trash.origin(offset))
@@ -386,7 +476,7 @@ class _Run:
             yield result
         for offset in self.trash_other.pop("room", []):
             assert self.trash is not None
-            doc = _bson.decode(self.trash.at(offset))
+            doc = self.trash.read(offset)
             native = native_id(doc.get("_id"))
             origin = self.trash.origin(offset)
             if native in self.rooms:
@@ -445,7 +535,7 @@ class _Run:
                 for collection, offsets in ((self.messages, live), (self.trash, trashed)):
                     for offset in offsets:
                         assert collection is not None
-                        raw = jsonable(_bson.decode(collection.at(offset)))
+                        raw = jsonable(collection.read(offset))
                         if isinstance(outcome, Skipped):
                             yield Skipped("messages", f"in a room that is not migrated ({why})", raw,
                                           collection.origin(offset))
@@ -458,7 +548,7 @@ class _Run:
                 for offset in offsets:
                     assert collection is not None
                     yield Unreadable("messages", "CM005", f"message in room {room}, which is not in the dump",
-                                     jsonable(_bson.decode(collection.at(offset))), collection.origin(offset))
+                                     jsonable(collection.read(offset)), collection.origin(offset))
 
     def _room_messages(self, channel: Channel, native: str, live: array[int], trashed: array[int],
                        ctx: MessageContext) -> Iterator[Item]:
@@ -472,7 +562,7 @@ class _Run:
         for collection, offsets in ((self.messages, live), (self.trash, trashed)):
             for offset in offsets:
                 assert collection is not None
-                doc = _bson.decode(collection.at(offset))
+                doc = collection.read(offset)
                 origin = collection.origin(offset)
                 for key in ("_updatedAt", "_deletedAt", "ts"):
                     when = as_time(doc.get(key))
@@ -505,7 +595,7 @@ class _Run:
         for parent, collection, offset in hidden:
             if parent in history:
                 problems.append(Unreadable("messages", "CM005", f"edit-history copy of message {parent}, which is not "
-                                           "in the dump", jsonable(_bson.decode(collection.at(offset))),
+                                           "in the dump", jsonable(collection.read(offset)),
                                            collection.origin(offset)))
         yield from problems
         for message in timeline(built):
@@ -529,7 +619,7 @@ class _Run:
             assert self.trash is not None
             kind = _TRASH_KINDS.get(collection, "other")
             for offset in offsets:
-                doc = _bson.decode(self.trash.at(offset))
+                doc = self.trash.read(offset)
                 yield Skipped(kind, f"a deleted {collection!r} document in rocketchat__trash: not migrated",
                               _safe(doc), self.trash.origin(offset))
 

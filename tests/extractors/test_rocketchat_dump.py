@@ -16,7 +16,7 @@ from typing import Any
 import bson
 import orjson
 import pytest
-from bson import ObjectId
+from bson import ObjectId, json_util
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors.rocketchat_dump import RocketchatDump
@@ -447,3 +447,52 @@ def test_real_local_dev_env_joins(realdata: Path) -> None:
     msgs = messages(real(realdata, "local-dev-env"))
     assert {m.kind for m in msgs.values()} == {"system_uj"}
     assert all(m.channel_id == rid("channel", "GENERAL") for m in msgs.values())
+
+
+# -------------------------------------------------------------------------------- mongoexport JSON
+
+def write_export(folder: Path, docs: dict[str, list[dict[str, Any]]], options: Any) -> Path:
+    """What `mongoexport --collection=<name> --out=<name>.json` writes: Extended JSON, one document a line."""
+    database = folder / "rocketchat"
+    database.mkdir(parents=True)
+    for name, documents in docs.items():
+        (database / f"{name}.json").write_text(
+            "".join(json_util.dumps(d, json_options=options) + "\n" for d in documents))
+    return folder
+
+
+@pytest.mark.parametrize("options", [json_util.RELAXED_JSON_OPTIONS, json_util.CANONICAL_JSON_OPTIONS],
+                         ids=["relaxed", "canonical"])
+def test_mongoexport_json_reads_like_the_dump(tmp_path: Path, sample: list[Item], options: Any) -> None:
+    export = write_export(tmp_path, gen.collections(), options)
+    assert RocketchatDump.detect(str(export))
+    assert read(export) == sample
+
+
+def test_mongoexport_origins_are_line_numbers(tmp_path: Path) -> None:
+    docs = gen.collections()
+    base = docs["rocketchat_message"][-1]
+    docs["rocketchat_message"] += [{**base, "_id": f"Extra{n:012d}", "ts": gen.at(300 + n)} for n in range(60)]
+    export = write_export(tmp_path, docs, json_util.RELAXED_JSON_OPTIONS)
+    lines = (export / "rocketchat" / "rocketchat_message.json").read_text().splitlines()
+    where = {str(json_util.loads(line)["_id"]): n for n, line in enumerate(lines, start=1)}
+    msgs = [m for m in read(export) if isinstance(m, Message) and m.props.get("deleted_from") is None]
+    assert len(msgs) == 28 + 60
+    for message in msgs:
+        assert message.origin is not None and message.origin.file == "rocketchat/rocketchat_message.json"
+        assert message.origin.line == where[message.source_id], message.source_id
+
+
+def test_mongoexport_bad_line_is_unreadable_and_arrays_are_refused(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "a", gen.collections(), json_util.RELAXED_JSON_OPTIONS)
+    path = export / "rocketchat" / "rocketchat_message.json"
+    path.write_text(path.read_text() + '{"_id": "Cut", "rid": "GENERAL", "ts": {"$da\n')
+    bad = [u for u in read(export) if isinstance(u, Unreadable)]
+    assert len(bad) == 1 and bad[0].code == "CM001"
+    last_line = len(gen.collections()["rocketchat_message"]) + 1
+    assert str(bad[0].origin) == f"rocketchat/rocketchat_message.json:{last_line}"
+    export = write_export(tmp_path / "b", gen.collections(), json_util.RELAXED_JSON_OPTIONS)
+    users = export / "rocketchat" / "users.json"
+    users.write_text("[" + ",".join(users.read_text().splitlines()) + "]\n")
+    with pytest.raises(InputError, match=r"users\.json:1: a JSON array"):
+        read(export)
