@@ -98,7 +98,7 @@ class ExportFiles:
     def size(self, name: str) -> int:
         if self._zip is not None:
             return self._zip.getinfo(self._prefix + name).file_size
-        return (self.path / name).stat().st_size
+        return (self.path / (self._prefix + name)).stat().st_size
 
     def open(self, name: str) -> IO[bytes]:
         if not self.exists(name):
@@ -107,7 +107,7 @@ class ExportFiles:
         try:
             if self._zip is not None:
                 return self._zip.open(self._prefix + name)
-            return (self.path / name).open("rb")
+            return (self.path / (self._prefix + name)).open("rb")
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise InputError(f"cannot read ({exc}); the archive may be truncated or corrupt",
                              location=self.describe(name)) from exc
