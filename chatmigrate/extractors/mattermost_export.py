@@ -250,7 +250,10 @@ class MattermostExport:
         path = Path(location)
         try:
             if path.is_dir():
-                candidates = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".jsonl", ".json")]
+                entries = list(path.iterdir())
+                if len(entries) == 1 and entries[0].is_dir():  # an unpacked zip's single top folder
+                    entries = list(entries[0].iterdir())
+                candidates = [p for p in entries if p.is_file() and p.suffix.lower() in (".jsonl", ".json")]
                 return any(_file_starts_with_version(p) for p in candidates[:20])
             if not path.is_file():
                 return False

@@ -439,6 +439,16 @@ def test_duplicate_names_last_line_wins_and_the_first_is_reported(tmp_path: Path
     assert skipped.origin.line == 4 and "superseded by line 5" in skipped.reason
 
 
+def test_unpacked_export_folder_with_one_top_folder(tmp_path: Path) -> None:
+    with zipfile.ZipFile(ZIP) as archive:
+        archive.extractall(tmp_path / "unpacked" / "mattermost-export")
+    folder = tmp_path / "unpacked"
+    assert MattermostExport.detect(str(folder))
+    items = read(folder)
+    assert counts(items) == counts(read(ZIP))
+    assert all(f.sha256 for m in of(items, Message) for f in m.files if not f.props.get("missing"))
+
+
 def test_attachment_bytes_beside_a_plain_file_and_symlinks_refused(tmp_path: Path) -> None:
     (tmp_path / "data" / "in").mkdir(parents=True)
     (tmp_path / "data" / "in" / "a.txt").write_bytes(b"hello")
