@@ -155,7 +155,8 @@ def collections() -> dict[str, list[dict[str, Any]]]:
                           "title_link": f"/file-upload/{report_upload}/report.txt", "title_link_download": True}]),
         msg("FileMsg0000000002", general, bob, 151, "photo from the offsite",
             files=[{"_id": disk_upload, "name": "offsite.jpg", "type": "image/jpeg", "size": 2048}],
-            attachments=[{"type": "file", "title": "offsite.jpg", "image_url": f"/file-upload/{disk_upload}/offsite.jpg",
+            attachments=[{"type": "file", "title": "offsite.jpg",
+                          "image_url": f"/file-upload/{disk_upload}/offsite.jpg",
                           "image_type": "image/jpeg", "image_size": 2048}]),
         # System messages.
         msg("65e1a0b0c0ffee0000000103", general, admin, 160, "Release week", t="room_changed_topic"),
@@ -218,11 +219,13 @@ def collections() -> dict[str, list[dict[str, Any]]]:
          "userId": admin["_id"], "store": "GridFS:Uploads", "complete": True, "typeGroup": "thumb",
          "uploadedAt": at(149)},
         # Uploaded, but the message was never sent: no message carries it.
-        {"_id": "UpL0adOrphan00004", "name": "draft.pdf", "size": 99, "type": "application/pdf", "rid": "DevRoom0000000001",
-         "userId": bob["_id"], "store": "FileSystem:Uploads", "complete": True, "uploadedAt": at(205)},
+        {"_id": "UpL0adOrphan00004", "name": "draft.pdf", "size": 99, "type": "application/pdf",
+         "rid": "DevRoom0000000001", "userId": bob["_id"], "store": "FileSystem:Uploads", "complete": True,
+         "uploadedAt": at(205)},
     ]
 
-    gridfs_files, gridfs_chunks = gridfs(report_upload, "report.txt", REPORT_BYTES, ObjectId("65e1a0b0c0ffee00000c0000"))
+    gridfs_files, gridfs_chunks = gridfs(report_upload, "report.txt", REPORT_BYTES,
+                                         ObjectId("65e1a0b0c0ffee00000c0000"))
     emoji_files, emoji_chunks = gridfs("EmojiFile00000001", "party_parrot.gif", EMOJI_BYTES,
                                        ObjectId("65e1a0b0c0ffee00000e0000"))
     # Chunks are written out of order, as a dump may hold them.
