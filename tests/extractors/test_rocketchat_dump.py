@@ -17,6 +17,8 @@ import bson
 import orjson
 import pytest
 from bson import ObjectId, json_util
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors.rocketchat_dump import RocketchatDump
@@ -496,3 +498,33 @@ def test_mongoexport_bad_line_is_unreadable_and_arrays_are_refused(tmp_path: Pat
     users.write_text("[" + ",".join(users.read_text().splitlines()) + "]\n")
     with pytest.raises(InputError, match=r"users\.json:1: a JSON array"):
         read(export)
+
+
+# -------------------------------------------------------------------------------- malformed input, at random
+
+MESSAGE_BYTES = (SAMPLES / "dump" / "rocketchat" / "rocketchat_message.bson").read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=len(MESSAGE_BYTES)),
+       flips=st.lists(st.tuples(st.integers(min_value=0, max_value=len(MESSAGE_BYTES) - 1),
+                                st.integers(min_value=0, max_value=255)), max_size=4))
+def test_damaged_message_file_gives_an_error_or_records_never_a_crash(
+        tmp_path_factory: pytest.TempPathFactory, cut: int, flips: list[tuple[int, int]]) -> None:
+    dump = tmp_path_factory.mktemp("damaged") / "dump"
+    shutil.copytree(SAMPLES / "dump", dump)
+    data = bytearray(MESSAGE_BYTES)
+    for position, value in flips:
+        data[position] = value
+    (dump / "rocketchat" / "rocketchat_message.bson").write_bytes(bytes(data[:cut]))
+    try:
+        items = read(dump)
+    except InputError as exc:
+        assert exc.location is not None and exc.location.startswith("rocketchat/rocketchat_message.bson:")
+        return
+    # Whatever was read is accounted for: every message document became a record, a reject or a skip.
+    kinds = Counter(type(i).__name__ for i in items)
+    assert kinds["Checkpoint"] == kinds["Channel"]
+    for item in items:
+        if isinstance(item, Unreadable):
+            assert item.origin is not None and item.reason
