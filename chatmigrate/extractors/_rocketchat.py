@@ -81,6 +81,18 @@ def native_id(value: Any) -> str | None:
     return None
 
 
+# Rocket.Chat's message `t` codes → the canonical kinds every source uses (the Slack and Mattermost
+# extractors map their subtypes/post types to the same names); unlisted codes stay `system_<t>`.
+SYSTEM_KINDS = {
+    "uj": "system_join", "ujt": "system_join", "ut": "system_join", "ul": "system_leave", "ult": "system_leave",
+    "au": "system_add", "added-user-to-team": "system_add", "ru": "system_remove",
+    "removed-user-from-team": "system_remove", "r": "system_rename", "room_changed_topic": "system_topic",
+    "room_changed_description": "system_purpose", "room_changed_privacy": "system_convert_to_private",
+    "room-archived": "system_archive", "room-unarchived": "system_unarchive", "message_pinned": "system_pin",
+    "message_unpinned": "system_unpin", "discussion-created": "system_discussion_created",
+}
+
+
 @lru_cache(maxsize=1 << 16)
 def rid_of(kind: str, scope: str, native: str) -> str:
     # Cached: user, room and thread-root ids repeat on every message (uuid5 is the hottest call).
@@ -357,7 +369,8 @@ def convert_message(doc: Mapping[str, Any], ctx: MessageContext, origin: Origin 
         props["e2e"] = doc.get("e2e")
         text = ""
     else:
-        kind = f"system_{system}"
+        kind = SYSTEM_KINDS.get(system, f"system_{system}")
+        props["type"] = system
         if system == "rm" and deleted_at is None:
             # "Show deleted status": the message stays, emptied, with t=rm; its last change is the deletion.
             deleted_at = as_time(doc.get("_updatedAt")) or as_time(doc.get("editedAt"))

@@ -153,7 +153,7 @@ def test_channel_kinds_members_and_discussions(sample: list[Item]) -> None:
     assert channels["GoneRoom000000001"].props["deleted_at"].isoformat() == "2024-03-01T10:35:00+00:00"
     assert "LiveChat000000001" not in channels
     started = messages(sample)["DiscStart00000001"]
-    assert started.kind == "system_discussion-created"
+    assert started.kind == "system_discussion_created"
     assert started.props["discussion_channel_id"] == discussion.id
 
 
@@ -207,8 +207,8 @@ def test_deletions_from_the_trash(sample: list[Item]) -> None:
 def test_system_messages_ids_and_kinds(sample: list[Item]) -> None:
     msgs = messages(sample)
     kinds = {m.kind for m in msgs.values()}
-    assert {"system_uj", "system_au", "system_ru", "system_ul", "system_room_changed_topic",
-            "system_message_pinned", "bot", "encrypted", "normal"} <= kinds
+    assert {"system_join", "system_add", "system_remove", "system_leave", "system_topic",
+            "system_pin", "bot", "encrypted", "normal"} <= kinds
     assert msgs["65e1a0b0c0ffee0000000103"].text == "Release week"
     # A real ObjectId _id becomes its hex text, so the id is the one a string id would give.
     oid = msgs[str(ObjectId("65e1a0b0c0ffee0000000107"))]
@@ -413,7 +413,7 @@ def test_real_tfc_history_only_in_the_trash(realdata: Path) -> None:
     items = real(realdata, "TFC")
     msgs = [m for m in items if isinstance(m, Message)]
     assert all(m.deleted_at is not None and m.props["deleted_from"] == "rocketchat__trash" for m in msgs)
-    assert Counter(m.kind for m in msgs)["system_uj"] == 3
+    assert Counter(m.kind for m in msgs)["system_join"] == 3
     dm = next(c for c in items if isinstance(c, Channel) and c.kind == "direct")
     assert {m.channel_id for m in msgs} <= {c.id for c in items if isinstance(c, Channel)}
     assert dm.name == "rasa_bot__root"
@@ -441,13 +441,13 @@ def test_real_mse_threads_reactions_edits_and_trash(realdata: Path) -> None:
     kinds = {c.source_id: c.kind for c in items if isinstance(c, Channel)}
     assert kinds["GENERAL"] == "private" and Counter(kinds.values()) == {"private": 3, "public": 2, "direct": 2}
     # 24-hex string ids (system messages) and 17-char ids live side by side.
-    assert msgs["67c71c0d27b45fa333960cc7"].kind == "system_uj"
+    assert msgs["67c71c0d27b45fa333960cc7"].kind == "system_join"
     assert msgs["ThikAYhyG54Cz3oCP"].text.startswith("**Update your Rocket.Chat**")
 
 
 def test_real_local_dev_env_joins(realdata: Path) -> None:
     msgs = messages(real(realdata, "local-dev-env"))
-    assert {m.kind for m in msgs.values()} == {"system_uj"}
+    assert {m.kind for m in msgs.values()} == {"system_join"}
     assert all(m.channel_id == rid("channel", "GENERAL") for m in msgs.values())
 
 
