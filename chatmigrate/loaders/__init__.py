@@ -171,29 +171,47 @@ class Loader:
         return self._retrying("reading sync cursors", read)
 
     def load(self, items: Iterable[Record | Checkpoint]) -> LoadStats:
-        """Consume the stream; commit every `flush_rows` rows and at every checkpoint, with its cursor."""
+        """Consume the stream; commit every `flush_rows` rows, each time with the cursors of the
+        checkpoints seen so far, and at the end.
+
+        A checkpoint's cursor is committed in the transaction that writes (or follows) the last of its
+        channel's rows, never before them: state cannot run ahead of data. Holding cursors until the
+        next flush instead of committing at each one keeps an export of many small channels from
+        paying one transaction per channel. If the source itself fails, what was read is still
+        written (with the cursors of the channels it completed) before the error goes on."""
         pending = PendingRows(self.flush_rows)
-        for item in items:
+        checkpoints: dict[tuple[str, str, str], Checkpoint] = {}
+        clean = self.cleaner.clean
+        iterator = iter(items)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except Exception:
+                self._flush(pending, checkpoints)
+                raise
             if isinstance(item, Checkpoint):
-                self._flush(pending, item)
+                checkpoints[(item.source, item.scope, item.channel_id)] = item
                 continue
             self.stats.records += 1
-            clean = self.cleaner.clean
             for table, row in rows_of(item):
                 pending.add(table, clean(table, row))
             if pending.full:
-                self._flush(pending, None)
-        self._flush(pending, None)
+                self._flush(pending, checkpoints)
+        self._flush(pending, checkpoints)
         return self.stats
 
-    def _flush(self, pending: PendingRows, checkpoint: Checkpoint | None) -> None:
-        """Write what is pending and the checkpoint's cursor in ONE transaction: the unit of retry.
+    def _flush(self, pending: PendingRows, checkpoints: dict[tuple[str, str, str], Checkpoint]) -> None:
+        """Write what is pending and the held cursors in ONE transaction: the unit of retry.
 
         A failure rolls the whole batch back, so a retry (or a re-run after a crash) repeats it from
         scratch; deterministic ids make the repeat harmless."""
-        if not pending.count and checkpoint is None:
+        if not pending.count and not checkpoints:
             return
         batch = list(pending.drain())
+        cursors = list(checkpoints.values())
+        checkpoints.clear()
 
         def write() -> int:
             written = 0
@@ -201,7 +219,7 @@ class Loader:
                 for table, rows in batch:
                     for chunk in statements(rows, table, self.limits):
                         written += self.upsert(conn, table, chunk)
-                if checkpoint is not None:
+                for checkpoint in cursors:
                     self._save_cursor(conn, checkpoint)
             return written
 
