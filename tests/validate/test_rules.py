@@ -366,3 +366,17 @@ def test_state_stays_per_channel() -> None:
         if isinstance(item, Message):
             sizes.append(len(validator.channel_messages))
     assert max(sizes) == 500 and sizes[-1] == 10
+
+
+def test_pending_orphans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_PENDING_ORPHANS, orphans are counted at once (CM103) instead of waiting for a later root."""
+    import chatmigrate.validate as validate
+
+    monkeypatch.setattr(validate, "MAX_PENDING_ORPHANS", 2)
+    sink = FindingSink()
+    validator = Validator(sink)
+    replies = [msg("general", i, thread_root_id=rid("message", f"gone/{i}")) for i in range(5)]
+    peak = 0
+    for _ in validator(iter(world(*replies))):
+        peak = max(peak, validator.pending_count)
+    assert peak == 2 and sink.counts == {"CM103": 5} and validator.pending_orphans == {}
