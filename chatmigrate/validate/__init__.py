@@ -14,6 +14,11 @@ messages arrive grouped by channel (DESIGN §2):
 - the orphan replies still waiting for a root (at most `MAX_PENDING_ORPHANS`): if the root turns up
   later in another channel, the reply is counted under CM104, otherwise CM103 at the end of the
   stream. The reply itself is never held back: it goes on at once, top-level, with props.orphan_of.
+
+Convention for extractors (CM118 file-missing): a File whose bytes the export should hold but does
+not (an attachment path absent from the zip, GridFS chunks missing…) carries `props["missing"] = True`,
+optionally with a `props["missing_reason"]`. A File with neither a `path` nor a `source_url` (and not
+`props["deleted"]`) is treated as missing too, and gets the mark.
 """
 
 from __future__ import annotations
