@@ -11,10 +11,20 @@ SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmig
 ALLOWED_EXTRA = {"extractors": {"chatmigrate.markup"}}
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:` (type hints create no runtime coupling)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     found = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("chatmigrate"):
             found.add(node.module)
         elif isinstance(node, ast.Import):
