@@ -140,6 +140,7 @@ class SlackExport:
         self._channel_names: dict[str, str] = {}
         self._emitted_users: set[str] = set()
         self._user_ids: dict[str, str] = {}
+        self._has_uploads = any(name.startswith("__uploads/") for name in self.files.names())
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -431,6 +432,11 @@ class SlackExport:
                     digest.update(chunk)
                     size += len(chunk)
             sha256, path = digest.hexdigest(), upload
+        elif self._has_uploads and entry.get("mode") not in ("tombstone", "external", "hidden_by_limit") and not \
+                entry.get("is_external"):
+            # The export carries downloaded bytes (slack-advanced-exporter) but not this file's.
+            props["missing"] = True
+            props["missing_reason"] = f"{upload} is not in the export"
         return File(
             id=self._id("file", file_id), source=SOURCE, source_id=file_id, name=str(name),
             mime_type=entry.get("mimetype") or None, size=size if isinstance(size, int) else None, sha256=sha256,
