@@ -26,4 +26,4 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one() -> None:
     assert "python3 -m pip install -e . && chatmigrate migrate samples/slack" in README
     assert "python3 -m pip install -e '.[test]' && python3 -m pytest -q" in README
     ci = (REPO / ".ci" / "run").read_text()
-    assert "python3 -m pytest -q" in ci and "pip install -e '.[test]'" in ci
+    assert "python3 -m pytest -q" in ci and "pip install" in ci and "-e '.[test]'" in ci
