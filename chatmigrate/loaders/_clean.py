@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -70,20 +71,22 @@ class Cleaner:
         self.plans = {name: _plan(table, name, rules) for name, table in tables.items()}
         self.props_index = {name: cols.index("props") for name, cols in COLUMNS.items() if "props" in cols}
         self.repairs: Counter[str] = Counter()
-        # A cheap length bound above which the exact UTF-8 size of long text must be computed.
-        self._long_chars = rules.max_text_bytes // 4 if rules.max_text_bytes else None
+        # The hot path's view of each plan: (index, length bound, NUL needle or None). Long text gets
+        # a cheap bound (4 bytes a character) above which its exact UTF-8 size is computed.
+        long_chars = rules.max_text_bytes // 4 if rules.max_text_bytes else sys.maxsize
+        self._checks = {
+            name: tuple((c.index, c.max_chars if c.max_chars is not None else long_chars,
+                         None if rules.nul_allowed else ("\\u0000" if c.is_json else "\x00")) for c in plan)
+            for name, plan in self.plans.items()
+        }
 
     def clean(self, table: str, row: Row) -> Row:
         """Return `row` itself when it is fine (the common case, kept fast), else a repaired copy."""
-        nul_allowed = self.rules.nul_allowed
-        long_chars = self._long_chars
-        for col in self.plans[table]:
-            value = row[col.index]
+        for index, limit, needle in self._checks[table]:
+            value = row[index]
             if value is None:
                 continue
-            limit = col.max_chars if col.max_chars is not None else long_chars
-            if ((limit is not None and len(value) > limit)
-                    or (not nul_allowed and ("\\u0000" in value if col.is_json else "\x00" in value))
+            if (len(value) > limit or (needle is not None and needle in value)
                     or (not value.isascii() and _SURROGATE.search(value))):
                 return self._repair(table, row)
         return row

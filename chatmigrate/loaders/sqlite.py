@@ -45,6 +45,8 @@ class SqliteLoader(Loader):
             # WAL + NORMAL: durable at each commit boundary that matters to us, several times faster.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # 64 MiB page cache instead of 2 MiB: random uuid keys thrash the default (1.4x measured).
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine
