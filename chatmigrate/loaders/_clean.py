@@ -12,6 +12,7 @@ A repaired row keeps what it lost: its `props` gains `cm_repairs`, a list of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -25,8 +26,9 @@ import sqlalchemy as sa
 from chatmigrate.loaders.rows import COLUMNS, Row
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Where an original is too big to keep in props (it would not fit the target either), keep its size.
-_MAX_ORIGINAL_CHARS = 1_000_000
+# Where an original is too big to keep in props (it would not fit the target either), keep its size
+# and SHA-256 instead, so it can still be found and checked in the source.
+_MAX_ORIGINAL_CHARS = 100_000
 REPAIRS_KEY = "cm_repairs"
 
 
@@ -163,6 +165,7 @@ def _note(column: str, repairs: list[str], original: str) -> dict[str, Any]:
         note["original"] = json.dumps(original, ensure_ascii=True)
     else:
         note["original_chars"] = len(original)
+        note["original_sha256"] = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()
     return note
 
 

@@ -75,8 +75,10 @@ def _literal(value: Any) -> str:
 
 
 class MysqlLoader(Loader):
-    # Lengths are enforced (strict mode); LongText is MEDIUMTEXT, whose limit is 16 MiB − 1 bytes.
-    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=True, max_text_bytes=16_777_215)
+    # Lengths are enforced (strict mode). LongText is MEDIUMTEXT (16 MiB), but a row must also fit one
+    # packet after escaping (up to 2×), and max_allowed_packet is 4 MiB on MySQL 5.7: 1 MiB per text
+    # value is safe everywhere and far above any chat message (Slack caps text at 40,000 characters).
+    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=True, max_text_bytes=1 << 20)
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
         super().__init__(url, prefix=prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,17 @@ def test_text_databases_refuse_is_repaired_and_recorded_never_lost(loader: Loade
             assert any(key.startswith("messages.props: ") for key in loader.stats.repairs)
     # And every dialect can always encode what it stored: no lone surrogate made it in.
     assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in stored)
+
+
+def test_huge_text_is_stored_whole_or_cut_to_the_dialect_limit_with_its_checksum(loader: Loader) -> None:
+    text = "🎉 big " * 200_000  # 1.4 M characters, 2.2 MB of UTF-8
+    loader.load([*_base(), _message(1, text)])
+    stored, props = _stored(loader, "messages", "text", "m1")
+    if stored != text:  # MySQL: one value must fit a packet after escaping
+        assert isinstance(stored, str) and text.startswith(stored) and len(stored.encode()) <= 1 << 20
+        note = props[REPAIRS_KEY][0]
+        assert note["original_chars"] == len(text)
+        assert note["original_sha256"] == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_values_over_the_column_length_are_cut_with_the_original_kept(loader: Loader) -> None:
