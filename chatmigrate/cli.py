@@ -153,7 +153,7 @@ def inspect(location: str, source: str | None, option: tuple[str, ...], json_out
         return
     click.echo(f"{location}: {found.source} (scope {found.scope})")
     for kind, n in found.counts.items():
-        click.echo(f"  {kind:<10} {n:>10,}")
+        click.echo(f"  {kind:<12} {n:>10,}")
     if found.unreadable or found.skipped:
         click.echo(f"  unreadable {found.unreadable:,}, skipped {found.skipped:,} (run `validate` for details)")
     if found.first_at:

@@ -99,10 +99,10 @@ def summary_lines(result: RunResult) -> list[str]:
     verb = "would load" if result.dry_run else "loaded"
     lines = [f"{result.command}: {result.location} ({result.source})"
              + (f" → {result.target}" if result.target else " (dry run: nothing written)"),
-             f"  {'kind':<10} {'read':>9} {'added':>7} {verb:>10} {'rejected':>9} {'skipped':>8}"]
+             f"  {'kind':<12} {'read':>9} {'added':>7} {verb:>10} {'rejected':>9} {'skipped':>8}"]
     for kind, c in result.counts.items():
         if any(c.values()):
-            lines.append(f"  {kind:<10} {c['read']:>9,} {c['added']:>7,} {c['loaded']:>10,} {c['rejected']:>9,} "
+            lines.append(f"  {kind:<12} {c['read']:>9,} {c['added']:>7,} {c['loaded']:>10,} {c['rejected']:>9,} "
                          f"{c['skipped']:>8,}")
     rows = rule_rows(result)
     if rows:
