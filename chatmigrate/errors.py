@@ -5,6 +5,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+# sysexits.h EX_TEMPFAIL: another run holds the target's lock; try again later (cron will).
+EXIT_LOCKED = 75
 
 
 class ChatmigrateError(Exception):
@@ -42,3 +44,9 @@ class TooManyErrors(ChatmigrateError):
     """The run stopped early because --max-errors was reached."""
 
     exit_code = EXIT_FINDINGS
+
+
+class Locked(ChatmigrateError):
+    """Another chatmigrate run holds the target's sync lock; this one wrote nothing."""
+
+    exit_code = EXIT_LOCKED

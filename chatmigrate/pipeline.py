@@ -7,8 +7,9 @@ end of every run.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -145,8 +146,22 @@ def _records_only(items: Iterator[Item], loaded: _Tally, per_channel: dict[str, 
         yield item
 
 
-def run(extractor: Extractor, loader: Loader | None, options: RunOptions) -> RunResult:
-    """Run one migration (`loader` given) or dry run (`loader` None). Writes only through `loader`."""
+def _keep_saved_cursors(items: Iterator[Item], saved: Mapping[str, str],
+                        handed: Mapping[str, str]) -> Iterator[Item]:
+    """A channel checkpoint that reports back exactly the adjusted cursor it was handed saw nothing
+    newer: keep the saved cursor, so an overlap window does not walk cursors back run after run."""
+    for item in items:
+        if (isinstance(item, Checkpoint) and item.channel_id in saved
+                and item.cursor == handed.get(item.channel_id)):
+            item = dataclasses.replace(item, cursor=saved[item.channel_id])
+        yield item
+
+
+def run(extractor: Extractor, loader: Loader | None, options: RunOptions,
+        cursor_adjust: Callable[[str], str] | None = None) -> RunResult:
+    """Run one migration (`loader` given) or dry run (`loader` None). Writes only through `loader`.
+
+    `cursor_adjust` (sync's overlap window) maps each saved cursor before the extractor sees it."""
     sink = FindingSink(options.rejects_path, options.max_errors)
     accounting = Accounting()
     read, loaded = _Tally(), _Tally()
@@ -156,7 +171,13 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions) -> Run
     if loader is not None:
         loader.prepare()
     since = loader.cursors(extractor.source, extractor.scope) if loader is not None else None
-    stream: Iterator[Item] = _tallied(extractor.records(since=since), read)
+    source: Iterator[Item]
+    if since and cursor_adjust is not None:
+        handed = {channel: cursor_adjust(cursor) for channel, cursor in since.items()}
+        source = _keep_saved_cursors(extractor.records(since=handed), since, handed)
+    else:
+        source = extractor.records(since=since)
+    stream: Iterator[Item] = _tallied(source, read)
     stream = Validator(sink, options.validation, accounting)(stream)
     stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}")
     records = _records_only(stream, loaded, per_channel, names, months)

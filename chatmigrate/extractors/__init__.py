@@ -8,6 +8,10 @@ The contract (every built-in and third-party extractor):
 - `records(since=None) -> Iterator[Item]` in DESIGN's stream order: teams, users, channels, emoji, then
   messages grouped by channel ascending by (created_at, id), a `Checkpoint` after each channel;
   records that cannot be converted come out as `Unreadable`, deliberate omissions as `Skipped`.
+- optional `rewind(cursor, seconds) -> str`: the cursor `seconds` earlier, in the extractor's own cursor
+  format (`chatmigrate sync` hands `records(since=…)` cursors rewound by the source's overlap window,
+  to catch edits and deletions near them); an extractor without it gets its cursors unchanged. A
+  Checkpoint equal to the rewound cursor it was given (nothing newer seen) keeps the saved cursor.
 """
 
 from __future__ import annotations

@@ -117,6 +117,13 @@ class MattermostApi:
     def scope(self) -> str:
         return self._scope
 
+    def rewind(self, cursor: str, seconds: float) -> str:
+        """The epoch-millisecond cursor `seconds` earlier (sync's overlap window); other text unchanged."""
+        try:
+            return str(max(int(cursor) - round(seconds * 1000), 0))
+        except ValueError:
+            return cursor
+
     def _id(self, kind: str, native_key: str) -> str:
         return record_id(SOURCE, self.scope, kind, native_key)
 

@@ -128,6 +128,11 @@ class RocketchatApi:
     def scope(self) -> str:
         return self._scope
 
+    def rewind(self, cursor: str, seconds: float) -> str:
+        """The ISO cursor `seconds` earlier (sync's overlap window, on top of `overlap_seconds`)."""
+        saved = parse_time(cursor)
+        return cursor_text(saved - timedelta(seconds=seconds)) if isinstance(saved, datetime) else cursor
+
     # -- wire ---------------------------------------------------------------------------------------
     def _get(self, endpoint: str, **params: Any) -> dict[str, Any]:
         body = self.http.get_json(f"/api/v1/{endpoint}", params)

@@ -6,17 +6,18 @@ a dialect module declares its `Limits` and implements `upsert`, its fastest corr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 
-from chatmigrate.errors import TargetError, TransientError, UsageError
+from chatmigrate.errors import Locked, TargetError, TransientError, UsageError
 from chatmigrate.loaders._batching import Limits, PendingRows, statements
 from chatmigrate.loaders._clean import Cleaner, TextRules
 from chatmigrate.loaders.rows import COLUMNS, Row, rows_of
@@ -96,6 +97,18 @@ class Loader:
 
     def transient_driver_error(self, exc: BaseException) -> bool:
         return False
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this target's sync lock (per database and table prefix) for the block, so overlapping
+        cron runs cannot collide; raise `Locked` at once, without waiting, if another run holds it.
+        Each dialect overrides this; the server or kernel releases the lock if the process dies."""
+        raise UsageError(f"{self.safe_url}: chatmigrate cannot lock this kind of database for a sync")
+        yield  # pragma: no cover - makes this a generator
+
+    def locked(self, how: str) -> Locked:
+        return Locked(f"another chatmigrate run holds the sync lock of {self.safe_url} (tables {self.prefix}*, "
+                      f"{how}); this run wrote nothing and exits, the next scheduled run will continue")
 
     # -- shared machinery ---------------------------------------------------------------------
     def table(self, name: str) -> sa.Table:

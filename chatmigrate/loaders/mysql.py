@@ -10,7 +10,10 @@ change, so a re-run of an unchanged export writes nothing.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -124,6 +127,26 @@ class MysqlLoader(Loader):
         # (0, '') from pymysql: the socket is already closed.
         return isinstance(exc, pymysql.err.InterfaceError)
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """A named lock (`GET_LOCK`, timeout 0) on a connection of its own held for the block. Names are
+        server-wide, so the name holds the database and the table prefix; the server releases it if
+        this process dies."""
+        name = lock_name(self.engine.url.database or "", self.prefix)
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar() != 1:
+                raise self.locked(f"GET_LOCK('{name}')")
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+                except sa.exc.DBAPIError:
+                    conn.invalidate()  # a lost session holds no lock; never pool a doubtful one
+        finally:
+            conn.close()
+
     def _statement(self, table: str) -> tuple[str, str]:
         if table not in self._sql:
             cols = COLUMNS[table]
@@ -164,3 +187,9 @@ def _duplicates(driver: Any) -> int | None:
     message = getattr(getattr(driver, "_result", None), "message", None) or b""
     found = _DUPLICATES.search(message if isinstance(message, bytes) else str(message).encode())
     return int(found.group(1)) if found else None
+
+
+def lock_name(database: str, prefix: str) -> str:
+    """`chatmigrate:<database>:<prefix>`, hashed when longer than MySQL's 64-character limit."""
+    name = f"chatmigrate:{database}:{prefix}"
+    return name if len(name) <= 64 else "chatmigrate:" + hashlib.sha256(name.encode()).hexdigest()[:40]

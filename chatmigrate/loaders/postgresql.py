@@ -8,6 +8,9 @@ changed, so a re-run of an unchanged export writes nothing (see research/load-ba
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import psycopg
@@ -90,6 +93,25 @@ class PostgresqlLoader(Loader):
         # Client-side failures (refused, reset, "server closed the connection") carry no SQLSTATE.
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """A session advisory lock, keyed by the table prefix (advisory locks are per database), on a
+        connection of its own held for the block: the server releases it if this process dies."""
+        key = advisory_key(self.prefix)
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+                raise self.locked(f"pg_try_advisory_lock({key})")
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                except sa.exc.DBAPIError:
+                    conn.invalidate()  # a lost session holds no lock; never pool a doubtful one
+        finally:
+            conn.close()
+
     def _merge_sql(self, table: str, stage: sql.Identifier) -> sql.Composed:
         cols = COLUMNS[table]
         keys = key_columns(table)
@@ -128,3 +150,8 @@ class PostgresqlLoader(Loader):
                     copy.write_row(row)
             cur.execute(self._merge_sql(table, stage))
             return max(cur.rowcount, 0)
+
+
+def advisory_key(prefix: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a table prefix (the same in every process)."""
+    return int.from_bytes(hashlib.sha256(f"chatmigrate:{prefix}".encode()).digest()[:8], "big", signed=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from chatmigrate.errors import UsageError
 from chatmigrate.loaders import Loader
 from chatmigrate.loaders._batching import Limits
 from chatmigrate.loaders._clean import TextRules
@@ -54,6 +57,31 @@ class SqliteLoader(Loader):
     def transient_driver_error(self, exc: BaseException) -> bool:
         # Another process holds the write lock longer than the busy timeout: worth another try.
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive flock on `<db file>.lock` (SQLite has no named locks; the kernel drops it
+        when the process ends). An in-memory database needs none: no other process can see it."""
+        import fcntl  # POSIX only, and only a sync needs it
+
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        path = f"{database}.lock"
+        try:
+            handle = open(path, "a")  # noqa: SIM115 - held for the whole block
+        except OSError as exc:
+            raise UsageError(f"cannot create the lock file {path}: {exc.strerror}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self.locked(f"file lock {path}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _upsert_sql(self, table: str) -> str:
         if table not in self._sql:
