@@ -14,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 
 from chatmigrate import __version__, extractors, pipeline
+from chatmigrate import sync as syncing
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.loaders import DEFAULT_TARGET, loader_for
 from chatmigrate.redact import redact
@@ -268,3 +269,48 @@ def schema(target: str, prefix: str, apply_: bool, retry_for: float) -> None:
         click.echo(f"schema ready in {loader.safe_url}")
     finally:
         loader.close()
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (sources, target, saved cursors, schedule hints); lock, read and write nothing.")
+@click.option("--retry-for", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to retry a lost database connection before giving up (the next run resumes).")
+@json_option
+@quiet_option
+@speaks_errors
+def sync(config: Path, dry_run: bool, retry_for: float, json_output: bool, quiet: bool) -> None:
+    """Bring the target up to date from every [[source]] of a TOML config; run it from cron.
+
+    Takes the target's sync lock first: while another run holds it, exits 75 at once and writes
+    nothing. Exit codes: 0 clean, 1 records rejected, 2 config or source errors, 75 locked.
+
+    \b
+    Example:
+      chatmigrate sync sync.toml --dry-run
+      */15 * * * *  chatmigrate sync /etc/chatmigrate/sync.toml --quiet   # crontab line
+    """
+    settings = syncing.load_config(config)
+    if dry_run:
+        plan = syncing.plan_sync(settings)
+        if json_output:
+            _emit_json(plan.as_json())
+        else:
+            for line in plan.lines():
+                click.echo(line)
+        sys.exit(plan.exit_code)
+    outcome = syncing.run_sync(settings, progress=_progress(json_output, quiet), retry_seconds=retry_for)
+    if json_output:
+        _emit_json({"command": "sync", "config": str(config), "target": outcome.target, "dry_run": False,
+                    "exit_code": outcome.exit_code,
+                    "sources": [report.as_json(o.result, o.exit_code) if o.result is not None else
+                                {"from": o.source.name, "location": redact(o.source.location), "error": o.error,
+                                 "exit_code": o.exit_code} for o in outcome.outcomes]})
+    else:
+        for o in outcome.outcomes:
+            if o.result is not None:
+                report.print_summary(o.result, functools.partial(click.echo, err=True))
+            else:
+                click.echo(f"chatmigrate: error: {o.error}", err=True)
+    sys.exit(outcome.exit_code)

@@ -60,6 +60,9 @@ class ValidationOptions:
     require_email: bool = False
     # Allow some clock skew before calling a timestamp "in the future".
     future_slack: timedelta = timedelta(days=1)
+    # A sync reads only what changed: a reply's root missing from the stream is normally already in
+    # the target, so the reply keeps its link (detaching it would break the thread stored there).
+    incremental: bool = False
 
 
 @dataclass(slots=True)
@@ -400,6 +403,8 @@ class Validator:
     def _check_thread(self, message: Message, repairs: dict[str, Any]) -> None:
         root = message.thread_root_id
         if root is None or root in self.channel_messages:
+            return
+        if self.options.incremental and root not in self.seen_messages:
             return
         repairs["thread_root_id"] = None
         repairs.setdefault("props", {})["orphan_of"] = root
