@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -289,3 +291,105 @@ def test_readme_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.Monk
     [source] = loaded.sources
     assert source.name == "mattermost-api" and source.options["token"] == "example-token"
     assert source.schedule == "*/15 * * * *" and "chatmigrate sync /etc/chatmigrate/sync.toml" in section
+
+
+def test_rocketchat_sync_after_a_dump_rewinds_and_never_moves_cursors_back(tmp_path: Path) -> None:
+    from tests.extractors import test_rocketchat_api as rc
+
+    state = rc.FakeRocketChat()
+    state.rate_limit_next.clear()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            ok = self.headers.get("X-Auth-Token") == rc.TOKEN and self.headers.get("X-User-Id") == rc.USER_ID
+            status, headers, body = (state.answer(parts.path.removeprefix("/api/v1/"),
+                                                  {k: v[-1] for k, v in parse_qs(parts.query).items()})
+                                     if ok else (401, {}, {"status": "error"}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        target = f"sqlite:///{tmp_path / 'chat.db'}"
+        assert cli(["migrate", str(rc.SAMPLES / "dump"), "--to", target, "-q", "--rejects",
+                    str(tmp_path / "r.jsonl")]).exit_code in (0, 1)
+        # As after an earlier sync that saw a deletion two hours after the last message: no message falls
+        # in the overlap window, so each channel's answer is empty.
+        engine = sa.create_engine(target)
+        with engine.begin() as conn:
+            for channel, cursor in list(conn.execute(sa.text("SELECT channel_id, cursor FROM cm_sync_state"))):
+                later = rc.wire(rc._when(cursor) + timedelta(hours=2))
+                conn.execute(sa.text("UPDATE cm_sync_state SET cursor = :c WHERE channel_id = :id"),
+                             {"c": later, "id": channel})
+        engine.dispose()
+        before = {r["channel_id"]: r["cursor"] for r in table_rows(target, "cm_sync_state")}
+        config = write_config(tmp_path, f"""target = "{target}"
+[[source]]
+from = "rocketchat-api"
+location = "{url}"
+overlap_minutes = 30
+options = {{ token_env = "{TOKEN_VAR}", user_id = "{rc.USER_ID}", overlap_seconds = 0 }}
+""")
+        results = []
+        for _ in range(2):
+            state.log.clear()
+            result = CliRunner().invoke(main, ["sync", str(config), "--json"], env={TOKEN_VAR: rc.TOKEN})
+            assert result.exit_code in (0, 1), result.stderr
+            results.append(json.loads(result.output)["sources"][0])
+            # Each channel with a saved cursor was asked for what changed 30 minutes before it.
+            asked = {q["roomId"]: q["lastUpdate"] for e, q in state.log if e == "chat.syncMessages"}
+            assert asked and not [e for e, _q in state.log if e.endswith(".history")]
+            saved = {r["channel_id"]: r["cursor"] for r in table_rows(target, "cm_sync_state")}
+            for room, last_update in asked.items():
+                channel = rc.record_id("rocketchat", "rocketchat", "channel", room)
+                expected = rc._when(before[channel]) - timedelta(minutes=30)
+                assert rc._when(last_update) == expected
+            # Nothing newer on the server: the rewound cursor is never saved in place of the real one.
+            assert saved == before, "a sync moved a cursor"
+            assert rc.TOKEN not in result.output + result.stderr
+        assert results[1]["rows_written"] == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_rewind_hooks_keep_each_cursor_format() -> None:
+    from chatmigrate.extractors.mattermost_api import MattermostApi
+    from chatmigrate.extractors.rocketchat_api import RocketchatApi
+
+    mm = MattermostApi("http://127.0.0.1:9", {"token": "t"})
+    assert mm.rewind("1709287200000", 3600) == "1709283600000"
+    assert mm.rewind("1000", 3600) == "0" and mm.rewind("not-a-time", 60) == "not-a-time"
+    rocket = RocketchatApi("http://127.0.0.1:9", {"token": "t", "user_id": "u"})
+    assert rocket.rewind("2024-03-01T10:00:00.250Z", 90) == "2024-03-01T09:58:30.250Z"
+    assert rocket.rewind("garbage", 90) == "garbage"
+
+
+def test_dry_run_on_a_server_target_reads_cursors_and_creates_nothing(
+        mm_server: tuple[str, FakeServer], db_url: str, tmp_path: Path) -> None:
+    url, state = mm_server
+    config = mm_config(tmp_path, url, db_url)
+    plan = cli(["sync", str(config), "--dry-run", "--json"])
+    assert plan.exit_code == 0, plan.stderr
+    data = json.loads(plan.output)
+    assert data["sources"][0]["cursors"] == 0 and not state.log
+    engine = sa.create_engine(db_url)
+    try:
+        assert not sa.inspect(engine).get_table_names()  # nothing created
+    finally:
+        engine.dispose()
+    assert cli(["sync", str(config), "-q"]).exit_code == 0
+    planned = json.loads(cli(["sync", str(config), "--dry-run", "--json"]).output)["sources"][0]
+    saved = cursors(db_url)
+    assert planned["cursors"] == len(saved) > 0 and planned["newest_cursor"] == str(max(map(int, saved.values())))
