@@ -299,6 +299,7 @@ class SourcePlan:
     extractor_source: str | None = None
     scope: str | None = None
     cursors: dict[str, str] = field(default_factory=dict)
+    rewinds: bool = False  # the extractor has a `rewind` hook, so overlap_minutes applies
     error: str | None = None
 
     def as_json(self, config: SyncConfig) -> dict[str, Any]:
@@ -306,7 +307,8 @@ class SourcePlan:
         newest = max(self.cursors.values(), key=lambda c: (len(c), c)) if self.cursors else None
         return {"number": s.number, "from": s.name, "location": redact(s.location),
                 "options": {k: s.option_origins.get(k, config.hide(v)) for k, v in sorted(s.options.items())},
-                "overlap_minutes": s.overlap_minutes, "schedule": s.schedule, "source": self.extractor_source,
+                "overlap_minutes": s.overlap_minutes if self.rewinds else None,
+                "schedule": s.schedule, "source": self.extractor_source,
                 "scope": self.scope, "cursors": len(self.cursors), "newest_cursor": newest,
                 "rejects": str(config.rejects_for(s)), "error": self.error}
 
@@ -337,13 +339,17 @@ class SyncPlan:
             out.append(f"  {plan.source.label}")
             if data["options"]:
                 out.append("    options: " + ", ".join(f"{k}={v}" for k, v in data["options"].items()))
-            out.append(f"    overlap: {plan.source.overlap_minutes:g} min; schedule hint: "
-                       f"{plan.source.schedule or 'none'} (informational: cron runs the job)")
+            overlap = (f"{plan.source.overlap_minutes:g} min" if plan.rewinds or plan.error
+                       else "none (this source is read whole each time)")
+            out.append(f"    overlap: {overlap}; schedule hint: {plan.source.schedule or 'none'} "
+                       "(informational: cron runs the job)")
             if plan.error:
                 out.append(f"    error: {plan.error}")
             elif plan.cursors:
+                how = ("reads only what changed since, minus the overlap" if plan.rewinds
+                       else "the extractor decides what it re-reads; unchanged rows are not written")
                 out.append(f"    {len(plan.cursors)} channel cursors for {plan.extractor_source}/{plan.scope} "
-                           f"(newest {data['newest_cursor']}): reads only what changed since, minus the overlap")
+                           f"(newest {data['newest_cursor']}): {how}")
             else:
                 out.append(f"    no cursors for {plan.extractor_source}/{plan.scope}: the first sync reads everything")
         return out
@@ -371,6 +377,7 @@ def plan_sync(config: SyncConfig) -> SyncPlan:
             try:
                 extractor = _extractor(config, source)
                 plan.extractor_source, plan.scope = extractor.source, extractor.scope
+                plan.rewinds = callable(getattr(extractor, "rewind", None))
                 plan.cursors = loader.cursors(extractor.source, extractor.scope) if exists else {}
             except ChatmigrateError as exc:
                 plan.error = config.hide(str(exc))

@@ -393,3 +393,16 @@ def test_dry_run_on_a_server_target_reads_cursors_and_creates_nothing(
     planned = json.loads(cli(["sync", str(config), "--dry-run", "--json"]).output)["sources"][0]
     saved = cursors(db_url)
     assert planned["cursors"] == len(saved) > 0 and planned["newest_cursor"] == str(max(map(int, saved.values())))
+
+
+def test_a_refused_token_is_one_line_without_the_token(mm_server: tuple[str, FakeServer], tmp_path: Path) -> None:
+    url, _ = mm_server
+    wrong = "wrong-but-secret-token-42"
+    config = mm_config(tmp_path, url, f"sqlite:///{tmp_path / 'chat.db'}")
+    result = CliRunner().invoke(main, ["sync", str(config), "--json"], env={TOKEN_VAR: wrong})
+    assert result.exit_code == 2
+    [source] = json.loads(result.output)["sources"]
+    assert "HTTP 401" in source["error"] and source["error"].startswith("[[source]] #1 (mattermost-api")
+    assert wrong not in result.output + result.stderr
+    runs = table_rows(f"sqlite:///{tmp_path / 'chat.db'}", "cm_runs")
+    assert [r["status"] for r in runs] == ["failed"] and wrong not in json.dumps(runs, default=str)
