@@ -36,6 +36,9 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "sync-config.sch
 DEFAULT_OVERLAP_MINUTES = 60.0
 DEFAULT_REJECTS = "chatmigrate-rejects.jsonl"
 ENV_SUFFIX = "_env"
+# Environment-supplied values shorter than this are not masked: no credential is that short, and
+# masking e.g. a scope "acme" everywhere would garble every line of output.
+MIN_MASKED = 6
 # Option keys that hold credentials: refused when written in the file (they belong in the environment).
 _SECRET_WORDS = ("token", "password", "passwd", "secret", "api_key", "apikey", "credential")
 
@@ -210,7 +213,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> SyncCon
                                     float(raw.get("overlap_minutes", DEFAULT_OVERLAP_MINUTES)), raw.get("schedule")))
     return SyncConfig(path, target, from_env, data.get("prefix", "cm_"),
                       Path(_resolve_path(data.get("rejects", DEFAULT_REJECTS), base)), tuple(sources),
-                      frozenset(s for s in secrets if s))
+                      frozenset(s for s in secrets if len(s) >= MIN_MASKED))
 
 
 # -- a run -----------------------------------------------------------------------------------------
