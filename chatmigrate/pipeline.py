@@ -47,6 +47,10 @@ class RunResult:
     # For reports: channel id → name, and messages loaded (or that would be) per "YYYY-MM".
     channel_names: dict[str, str] = field(default_factory=dict)
     per_month: dict[str, int] = field(default_factory=dict)
+    # What the target needed: transactions retried after a transient failure, and text repaired
+    # because the database would refuse it ("table.column: repair" → count; originals in props).
+    retries: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -56,6 +60,7 @@ class RunResult:
         return {
             "command": self.command, "source": self.source, "location": self.location, "target": self.target,
             "dry_run": self.dry_run, "counts": self.counts, "rows_written": self.rows_written,
+            "load": {"retries": self.retries, "repairs": dict(sorted(self.repairs.items()))},
             "findings": dict(sorted(self.sink.counts.items())),
             "rejects_file": str(self.sink.rejects_path) if self.sink.wrote_rejects else None,
             "first_message_at": self.first_at.isoformat() if self.first_at else None,
@@ -196,12 +201,15 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions,
         sink.close()
         counts = _counts(read, loaded, accounting)
         if loader is not None:
-            loader.finish_run(status if status != "ok" or not sink.errors else "rejects", counts)
+            load = {"retries": loader.stats.retries, "repairs": dict(loader.stats.repairs)}
+            loader.finish_run(status if status != "ok" or not sink.errors else "rejects", {**counts, "load": load})
     _check_identity(counts)
     return RunResult(options.command, extractor.name, options.location,
                      loader.safe_url if loader is not None else None, loader is None, counts, sink, rows_written,
                      read.first_at, read.last_at, per_channel, names,
-                     {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())})
+                     {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())},
+                     loader.stats.retries if loader is not None else 0,
+                     dict(loader.stats.repairs) if loader is not None else {})
 
 
 def _counts(read: _Tally, loaded: _Tally, accounting: Accounting) -> dict[str, dict[str, int]]:

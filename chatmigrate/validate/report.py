@@ -120,6 +120,10 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append("  rejected records were not written (use --rejects FILE to keep them)")
     if not result.dry_run:
         lines.append(f"  rows inserted or changed: {result.rows_written:,}")
+        for repair, n in sorted(result.repairs.items()):
+            lines.append(f"  repaired for the target: {repair}: {n:,} (originals in props.cm_repairs)")
+        if result.retries:
+            lines.append(f"  transactions retried after a lost connection: {result.retries:,}")
     return lines
 
 

@@ -45,7 +45,8 @@ def test_schema_rejects_what_it_should() -> None:
     good = {"command": "validate", "source": "x", "location": "x", "target": None, "dry_run": True,
             "counts": {k: {"read": 0, "added": 0, "loaded": 0, "rejected": 0, "skipped": 0}
                        for k in ("teams", "users", "channels", "emoji", "messages", "reactions", "files")},
-            "rows_written": 0, "findings": {}, "rejects_file": None, "first_message_at": None,
+            "rows_written": 0, "load": {"retries": 0, "repairs": {}}, "findings": {}, "rejects_file": None,
+            "first_message_at": None,
             "last_message_at": None, "exit_code": 0, "severity_totals": {"error": 0, "warning": 0, "info": 0},
             "rejected_records": 0, "rules": [], "per_channel": [], "per_month": {}, "report_file": None}
     validate_against_schema(good)
