@@ -184,3 +184,21 @@ def test_console_script_default_target(tmp_path: Path) -> None:
     assert table_counts(tmp_path / "chatmigrate.db")["messages"] == 34
     module = subprocess.run([sys.executable, "-m", "chatmigrate", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and "chatmigrate" in module.stdout
+
+
+def test_target_repairs_are_reported(db_url: str, tmp_path: Path) -> None:
+    """A value the database cannot hold (a 300-character channel name in a VARCHAR(255)) is repaired by
+    the loader, and the run says so in --json and cm_runs; SQLite holds it whole."""
+    folder = tmp_path / "export"
+    shutil.copytree(SAMPLE, folder)
+    channels = json.loads((folder / "channels.json").read_text())
+    channels[1]["name"] = "n" * 300
+    (folder / "channels.json").write_text(json.dumps(channels))
+    shutil.move(folder / "random", folder / "C0RANDOM1")  # a 300-byte folder name is impossible; by id works
+    code, data, _ = invoke("migrate", "--from", "slack-export", str(folder), "--to", db_url, "--json", cwd=tmp_path)
+    assert code == 0, data
+    repairs = data["load"]["repairs"]
+    if db_url.startswith("sqlite"):
+        assert repairs == {}
+    else:
+        assert any(key.startswith("channels.name") for key in repairs), repairs
