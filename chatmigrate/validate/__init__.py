@@ -4,9 +4,13 @@
 rejected ones go to the FindingSink and never reach the loader. Every rule of the catalogue
 (validate/rules.py) that is not an extractor's CM0xx is checked here.
 
-Memory stays O(users + channels + one channel's message ids) plus two bounded structures, because
-messages arrive grouped by channel (DESIGN §2):
-- the current channel's message ids → content fingerprint (thread roots, duplicates);
+Memory stays O(users + channels) plus bounded structures, because messages arrive grouped by channel
+(DESIGN §2):
+- the current channel's most recent `CHANNEL_WINDOW` message ids → content fingerprint (thread roots,
+  duplicates). A channel longer than that does not grow memory: older ids are forgotten, a duplicate
+  of a forgotten id is not detected (the upsert makes it harmless), and a reply whose root was
+  forgotten keeps its link when the Bloom filter below has seen the root (a false positive there
+  keeps an orphan's link, at most ~0.5 % of such orphans at 10 million messages);
 - a fixed-size Bloom filter (`_SeenIds`, 16 MiB) of every message id already passed, so a reply whose
   root is not in its own channel can be told apart: root read in an earlier channel (CM104) or not
   (yet). With 10 million messages its false-positive rate is about 0.5 %, and a false positive only
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +57,8 @@ _CHANNEL_KINDS = frozenset({"public", "private", "direct", "group"})
 _USER_TEXT = ("username", "email", "display_name", "first_name", "last_name", "role", "timezone")
 _CHANNEL_TEXT = ("name", "display_name", "topic", "purpose")
 MAX_PENDING_ORPHANS = 100_000
+# Message ids of the current channel remembered exactly (see the module docstring).
+CHANNEL_WINDOW = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +162,9 @@ class Validator:
         self.channel_prints: dict[str, int] = {}
         self.other_prints: dict[str, int] = {}  # teams and emoji
         # Messages of the current channel: id → fingerprint, for thread roots and duplicates.
-        self.channel_messages: dict[str, int] = {}
+        # OrderedDict: the oldest id is forgotten in O(1) once a channel passes CHANNEL_WINDOW.
+        self.channel_messages: OrderedDict[str, int] = OrderedDict()
+        self.channel_window_full = False
         self.current_channel: str | None = None
         self.seen_messages = _SeenIds()
         self.pending_orphans: dict[str, list[_Orphan]] = {}
@@ -180,6 +189,7 @@ class Validator:
             else:
                 if isinstance(item, Checkpoint):
                     self.channel_messages.clear()
+                    self.channel_window_full = False
                     self.current_channel = None
                 yield item
         self._flush_orphans()
@@ -348,6 +358,7 @@ class Validator:
             return
         if message.channel_id != self.current_channel:
             self.channel_messages.clear()
+            self.channel_window_full = False
             self.current_channel = message.channel_id
         fingerprint = _fingerprint(message)
         seen = self.channel_messages.get(message.id)
@@ -358,6 +369,9 @@ class Validator:
                 self._reject(message, [self._conflict(message)])
             return
         self.channel_messages[message.id] = fingerprint
+        if len(self.channel_messages) > CHANNEL_WINDOW:
+            self.channel_messages.popitem(last=False)
+            self.channel_window_full = True
         self.seen_messages.add(message.id)
         if self.pending_orphans:
             self._root_arrived(message)
@@ -404,6 +418,8 @@ class Validator:
         root = message.thread_root_id
         if root is None or root in self.channel_messages:
             return
+        if self.channel_window_full and root in self.seen_messages:
+            return  # most likely an early message of this long channel, forgotten by the window
         if self.options.incremental and root not in self.seen_messages:
             return
         repairs["thread_root_id"] = None

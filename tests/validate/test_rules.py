@@ -380,3 +380,29 @@ def test_pending_orphans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in validator(iter(world(*replies))):
         peak = max(peak, validator.pending_count)
     assert peak == 2 and sink.counts == {"CM103": 5} and validator.pending_orphans == {}
+
+
+def test_long_channel_memory_is_bounded_and_old_roots_still_link(monkeypatch) -> None:
+    """A channel longer than the window forgets its oldest ids (memory stays bounded), yet a reply to
+    a forgotten root keeps its link (the Bloom filter remembers the root was read)."""
+    from datetime import UTC, datetime, timedelta
+
+    import chatmigrate.validate as validate_module
+    from chatmigrate.model import Channel, Checkpoint, Message, User
+    from chatmigrate.validate import Validator
+    from chatmigrate.validate.findings import FindingSink
+
+    monkeypatch.setattr(validate_module, "CHANNEL_WINDOW", 50)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    user = User("u", "t", "u", "alice", email="a@x.org")
+    channel = Channel("c", "t", "c", None, "general", "public", member_ids=("u",))
+    messages = [Message(f"m{i}", "t", f"m{i}", "c", "u", base + timedelta(seconds=i), text="x") for i in range(200)]
+    reply = Message("r", "t", "r", "c", "u", base + timedelta(seconds=500), text="late reply", thread_root_id="m0")
+    orphan = Message("o", "t", "o", "c", "u", base + timedelta(seconds=501), text="orphan", thread_root_id="nope")
+    sink = FindingSink()
+    validator = Validator(sink)
+    out = list(validator(iter([user, channel, *messages, reply, orphan, Checkpoint("t", "s", "c", "x")])))
+    assert len(validator.channel_messages) == 0  # cleared at the checkpoint
+    loaded = {m.id: m for m in out if isinstance(m, Message)}
+    assert loaded["r"].thread_root_id == "m0"
+    assert loaded["o"].thread_root_id is None and sink.counts["CM103"] == 1
