@@ -5,12 +5,68 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from chatmigrate.errors import InputError
+
+
+class _PackedInfos(dict):  # type: ignore[type-arg]
+    """zipfile's name → ZipInfo map, holding each entry as 34 packed bytes instead of a ZipInfo.
+
+    A big Slack export has one member per channel per day (hundreds of thousands); ZipInfo objects
+    cost ~600 bytes each, which made memory grow with the size of the export. ZipFile fills this map
+    while reading the central directory (each ZipInfo is dropped at once) and asks it for a ZipInfo
+    when a member is opened; only the fields that reading a member needs are kept.
+    """
+
+    _LAYOUT = struct.Struct("<QQQIHHIH")
+
+    def __setitem__(self, name: str, info: Any) -> None:
+        if info.orig_filename != name:  # a name zipfile had to normalise: keep it whole (rare)
+            super().__setitem__(name, info)
+            return
+        super().__setitem__(name, self._LAYOUT.pack(
+            info.header_offset, info.compress_size, info.file_size, info.CRC, info.compress_type,
+            info.flag_bits, info.external_attr, info._raw_time))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        packed = super().get(name)
+        return default if packed is None else self._info(name, packed)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._info(name, super().__getitem__(name))
+
+    def external_attr(self, name: str) -> int:
+        packed = super().__getitem__(name)
+        return packed.external_attr if isinstance(packed, zipfile.ZipInfo) else self._LAYOUT.unpack(packed)[6]
+
+    def _info(self, name: str, packed: Any) -> zipfile.ZipInfo:
+        if isinstance(packed, zipfile.ZipInfo):
+            return packed
+        info = zipfile.ZipInfo(name)
+        (info.header_offset, info.compress_size, info.file_size, info.CRC, info.compress_type,
+         info.flag_bits, info.external_attr, info._raw_time) = self._LAYOUT.unpack(packed)
+        return info
+
+
+class _Uncollected(list):  # type: ignore[type-arg]
+    """zipfile's list of every ZipInfo: not kept (names and entries live in _PackedInfos)."""
+
+    def append(self, _: Any) -> None:
+        return None
+
+
+class _CompactZipFile(zipfile.ZipFile):
+    """A read-only ZipFile whose table of contents costs ~200 bytes a member, not ~800."""
+
+    def _RealGetContents(self) -> None:
+        self.filelist = _Uncollected()
+        self.NameToInfo = _PackedInfos()
+        super()._RealGetContents()
 
 
 class ExportFiles:
@@ -31,7 +87,7 @@ class ExportFiles:
             self._names = self._folder_names()
         elif zipfile.is_zipfile(self.path):
             try:
-                self._zip = zipfile.ZipFile(self.path)
+                self._zip = _CompactZipFile(self.path)
                 self._names = self._zip_names()
             except (zipfile.BadZipFile, OSError) as exc:
                 raise InputError(f"cannot read the zip archive ({exc}); is the download complete?",
@@ -57,13 +113,14 @@ class ExportFiles:
 
     def _zip_names(self) -> list[str]:
         assert self._zip is not None
+        infos = self._zip.NameToInfo
+        assert isinstance(infos, _PackedInfos)
         names: list[str] = []
-        for info in self._zip.infolist():
-            if info.is_dir():
+        for name in infos:
+            if name.endswith("/"):
                 continue
-            name = info.filename
             parts = PurePosixPath(name).parts
-            is_symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
+            is_symlink = (infos.external_attr(name) >> 16) & 0o170000 == 0o120000
             if name.startswith(("/", "\\")) or ".." in parts or ":" in (parts[0] if parts else "") or is_symlink:
                 self.unsafe.append(name)
                 continue
@@ -81,7 +138,18 @@ class ExportFiles:
         return self._names
 
     def exists(self, name: str) -> bool:
+        if self._zip is not None:
+            # The zip's own index answers without a second set of every name.
+            return (self._prefix + name) in self._zip.NameToInfo and name not in self._unsafe_set
         return name in self._name_set
+
+    @property
+    def _unsafe_set(self) -> set[str]:
+        cached = getattr(self, "_unsafe_cache", None)
+        if cached is None:
+            cached = {n[len(self._prefix):] if n.startswith(self._prefix) else n for n in self.unsafe}
+            self._unsafe_cache = cached
+        return cached
 
     @property
     def _name_set(self) -> set[str]:
