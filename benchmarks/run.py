@@ -312,10 +312,10 @@ def _pg_conninfo(url: str) -> str:
 
 def _bare_postgresql(url: str, tables: dict[str, list[Any]]) -> None:
     import psycopg
-    import sqlalchemy as sa
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
+    from chatmigrate.loaders.postgresql import _pg_type as pg_type
     from chatmigrate.loaders.rows import COLUMNS
     from chatmigrate.loaders.schema import build_metadata
 
@@ -325,20 +325,6 @@ def _bare_postgresql(url: str, tables: dict[str, list[Any]]) -> None:
 
         def dump(self, obj: Any) -> bytes:
             return b"\x01" + obj.encode()
-
-    def pg_type(column: Any) -> str:
-        t = column.type
-        if isinstance(t, sa.JSON):
-            return "jsonb"
-        if isinstance(t, sa.DateTime):
-            return "timestamptz"
-        if isinstance(t, sa.Boolean):
-            return "bool"
-        if isinstance(t, sa.BigInteger):
-            return "int8"
-        if isinstance(t, sa.Integer):
-            return "int4"
-        return "varchar" if isinstance(t, sa.String) and t.length else "text"
 
     metadata = build_metadata()
     with psycopg.connect(_pg_conninfo(url)) as conn:

@@ -106,6 +106,24 @@ class Loader:
         raise UsageError(f"{self.safe_url}: chatmigrate cannot lock this kind of database for a sync")
         yield  # pragma: no cover - makes this a generator
 
+    @contextlib.contextmanager
+    def session_lock(self, acquire: str, release: str, params: dict[str, Any], how: str) -> Iterator[None]:
+        """A server-side lock held by one dedicated session: `acquire` must answer true at once or the
+        run is `Locked`; `release` runs at the end. Shared by the PostgreSQL and MySQL dialects."""
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if not conn.execute(sa.text(acquire), params).scalar():
+                raise self.locked(how)
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text(release), params)
+                except sa.exc.DBAPIError:
+                    conn.invalidate()  # a lost session holds no lock; never pool a doubtful one
+        finally:
+            conn.close()
+
     def locked(self, how: str) -> Locked:
         return Locked(f"another chatmigrate run holds the sync lock of {self.safe_url} (tables {self.prefix}*, "
                       f"{how}); this run wrote nothing and exits, the next scheduled run will continue")

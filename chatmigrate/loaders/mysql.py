@@ -133,19 +133,9 @@ class MysqlLoader(Loader):
         server-wide, so the name holds the database and the table prefix; the server releases it if
         this process dies."""
         name = lock_name(self.engine.url.database or "", self.prefix)
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            if conn.execute(sa.text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar() != 1:
-                raise self.locked(f"GET_LOCK('{name}')")
-            try:
-                yield
-            finally:
-                try:
-                    conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-                except sa.exc.DBAPIError:
-                    conn.invalidate()  # a lost session holds no lock; never pool a doubtful one
-        finally:
-            conn.close()
+        with self.session_lock("SELECT GET_LOCK(:name, 0) = 1", "SELECT RELEASE_LOCK(:name)", {"name": name},
+                               f"GET_LOCK('{name}')"):
+            yield
 
     def _statement(self, table: str) -> tuple[str, str]:
         if table not in self._sql:

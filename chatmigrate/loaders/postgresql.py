@@ -98,19 +98,9 @@ class PostgresqlLoader(Loader):
         """A session advisory lock, keyed by the table prefix (advisory locks are per database), on a
         connection of its own held for the block: the server releases it if this process dies."""
         key = advisory_key(self.prefix)
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-                raise self.locked(f"pg_try_advisory_lock({key})")
-            try:
-                yield
-            finally:
-                try:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                except sa.exc.DBAPIError:
-                    conn.invalidate()  # a lost session holds no lock; never pool a doubtful one
-        finally:
-            conn.close()
+        with self.session_lock("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key},
+                               f"pg_try_advisory_lock({key})"):
+            yield
 
     def _merge_sql(self, table: str, stage: sql.Identifier) -> sql.Composed:
         cols = COLUMNS[table]
