@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from chatmigrate import __version__, extractors, pipeline
 from chatmigrate import sync as syncing
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
-from chatmigrate.loaders import DEFAULT_TARGET, loader_for
+from chatmigrate.loaders import loader_for
 from chatmigrate.redact import redact
+from chatmigrate.targets import DEFAULT_TARGET, target_for
 from chatmigrate.validate import ValidationOptions, report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +94,9 @@ def _validation_options(func: F) -> F:
                         help="Warn about message text longer than this many characters.")(func)
     func = click.option("--require-email", is_flag=True,
                         help="Reject users without an email (for targets that need one).")(func)
+    func = click.option("--default-email-domain", metavar="DOMAIN",
+                        help="Chat-server targets: give users without an email USERNAME@DOMAIN instead of "
+                        "rejecting them.")(func)
     func = click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
                         metavar="FILE.html", help="Also write a self-contained HTML report.")(func)
     return func
@@ -180,23 +184,38 @@ def _finish(result: pipeline.RunResult, json_output: bool, report_path: Path | N
 @extractor_options
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write rejected records (JSON lines) to this file.")
+@click.option("--to", "target", metavar="URL",
+              help="Also apply the rules of this target (e.g. mattermost-import:///srv/out.zip): what it would "
+              "refuse or change is reported; nothing is written.")
 @_validation_options
 @json_option
 @quiet_option
 @speaks_errors
-def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None,
-             max_errors: int | None, max_text: int, require_email: bool, report_path: Path | None,
-             json_output: bool, quiet: bool) -> None:
+def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None, target: str | None,
+             max_errors: int | None, max_text: int, require_email: bool, default_email_domain: str | None,
+             report_path: Path | None, json_output: bool, quiet: bool) -> None:
     """Dry run: read and check everything, write nothing (exit 1 when records would be rejected).
 
     \b
     Example:
       chatmigrate validate export.zip --rejects rejects.jsonl --report report.html
+      chatmigrate validate export.zip --to mattermost-import:///srv/import/acme.zip
     """
     extractor = _extractor(location, source, option)
     options = pipeline.RunOptions("validate", location, rejects, max_errors, _progress(json_output, quiet),
                                   ValidationOptions(max_text=max_text, require_email=require_email))
-    _finish(pipeline.run(extractor, None, options), json_output, report_path)
+    checked = _target(target, "cm_", default_email_domain) if target else None
+    try:
+        result = pipeline.run(extractor, checked, options, dry_run=True)
+    finally:
+        if checked is not None:
+            checked.close()
+    _finish(result, json_output, report_path)
+
+
+def _target(url: str, prefix: str, default_email_domain: str | None) -> Any:
+    options = {"default_email_domain": default_email_domain} if default_email_domain else {}
+    return target_for(url, prefix=prefix, options=options)
 
 
 @main.command()
@@ -204,8 +223,9 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
 @from_option
 @extractor_options
 @click.option("--to", "target", envvar="CHATMIGRATE_TARGET_URL", default=DEFAULT_TARGET, show_default=True,
-              metavar="URL", help="Target database URL (or CHATMIGRATE_TARGET_URL): sqlite:///file.db, "
-              "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db.")
+              metavar="URL", help="Target URL (or CHATMIGRATE_TARGET_URL): sqlite:///file.db, "
+              "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, "
+              "mattermost-import:///path/out.zip (see `chatmigrate targets`).")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=Path("chatmigrate-rejects.jsonl"),
               show_default=True, help="Where rejected records go (written only when there are some).")
 @click.option("--strict", is_flag=True, help="Validate first; write nothing if any record would be rejected.")
@@ -218,7 +238,7 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
             strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
-            report_path: Path | None, json_output: bool, quiet: bool) -> None:
+            default_email_domain: str | None, report_path: Path | None, json_output: bool, quiet: bool) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
     Loads every valid record, writes rejected ones to the rejects file, exits 1 if any were rejected.
@@ -229,18 +249,20 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     """
     validation = ValidationOptions(max_text=max_text, require_email=require_email)
     progress = _progress(json_output, quiet)
-    if strict:
-        check = pipeline.run(_extractor(location, source, option), None,
-                             pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation))
-        if check.errors:
-            _finish(check, json_output, report_path)
-    loader = loader_for(target, prefix=prefix)
-    loader.retry_seconds = retry_for
+    writer = _target(target, prefix, default_email_domain)
+    if hasattr(writer, "retry_seconds"):
+        writer.retry_seconds = retry_for
     try:
+        if strict:
+            check = pipeline.run(_extractor(location, source, option), writer,
+                                 pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation),
+                                 dry_run=True)
+            if check.errors:
+                _finish(check, json_output, report_path)
         options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation)
-        result = pipeline.run(_extractor(location, source, option), loader, options)
+        result = pipeline.run(_extractor(location, source, option), writer, options)
     finally:
-        loader.close()
+        writer.close()
     _finish(result, json_output, report_path)
 
 

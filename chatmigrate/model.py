@@ -176,7 +176,19 @@ class Skipped:
     origin: Origin | None = field(default=None, compare=False, repr=False)
 
 
-Item = Team | User | Channel | Emoji | Message | Checkpoint | Unreadable | Skipped
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A valid record that a target's own checks refuse (e.g. a user without the email the chat server
+    needs). The check has already written it to the rejects file; the pipeline counts it as rejected."""
+
+    record: Record
+
+    @property
+    def record_kind(self) -> str:
+        return self.record.record_kind
+
+
+Item = Team | User | Channel | Emoji | Message | Checkpoint | Unreadable | Skipped | Rejected
 
 
 def nested_counts(record: Record) -> dict[str, int]:

@@ -19,8 +19,18 @@ from tqdm import tqdm
 
 from chatmigrate.errors import ChatmigrateError
 from chatmigrate.extractors import Extractor
-from chatmigrate.loaders import Loader, RunInfo
-from chatmigrate.model import RECORD_KINDS, Channel, Checkpoint, Item, Message, Skipped, Unreadable, nested_counts
+from chatmigrate.model import (
+    RECORD_KINDS,
+    Channel,
+    Checkpoint,
+    Item,
+    Message,
+    Rejected,
+    Skipped,
+    Unreadable,
+    nested_counts,
+)
+from chatmigrate.targets.contract import RunInfo, Target
 from chatmigrate.validate import Accounting, ValidationOptions, Validator
 from chatmigrate.validate.findings import FindingSink
 
@@ -51,6 +61,8 @@ class RunResult:
     # because the database would refuse it ("table.column: repair" → count; originals in props).
     retries: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
+    # What the target produced beyond rows (a package path, its line counts…); see Target.summary.
+    target_summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -61,6 +73,7 @@ class RunResult:
             "command": self.command, "source": self.source, "location": self.location, "target": self.target,
             "dry_run": self.dry_run, "counts": self.counts, "rows_written": self.rows_written,
             "load": {"retries": self.retries, "repairs": dict(sorted(self.repairs.items()))},
+            "target_output": self.target_summary,
             "findings": dict(sorted(self.sink.counts.items())),
             "rejects_file": str(self.sink.rejects_path) if self.sink.wrote_rejects else None,
             "first_message_at": self.first_at.isoformat() if self.first_at else None,
@@ -162,20 +175,23 @@ def _keep_saved_cursors(items: Iterator[Item], saved: Mapping[str, str],
         yield item
 
 
-def run(extractor: Extractor, loader: Loader | None, options: RunOptions,
-        cursor_adjust: Callable[[str], str] | None = None) -> RunResult:
-    """Run one migration (`loader` given) or dry run (`loader` None). Writes only through `loader`.
+def run(extractor: Extractor, target: Target | None, options: RunOptions,
+        cursor_adjust: Callable[[str], str] | None = None, *, dry_run: bool = False) -> RunResult:
+    """Run one migration into `target`, or a dry run (`dry_run`, or no target) that writes nothing.
 
-    `cursor_adjust` (sync's overlap window) maps each saved cursor before the extractor sees it."""
+    A dry run with a target applies the target's own checks (`Target.checks`) without writing, so
+    `validate --to …` reports what that target would refuse or change. `cursor_adjust` (sync's
+    overlap window) maps each saved cursor before the extractor sees it."""
     sink = FindingSink(options.rejects_path, options.max_errors)
     accounting = Accounting()
     read, loaded = _Tally(), _Tally()
     per_channel: dict[str, int] = {}
     names: dict[str, str] = {}
     months: dict[tuple[int, int], int] = {}
-    if loader is not None:
-        loader.prepare()
-    since = loader.cursors(extractor.source, extractor.scope) if loader is not None else None
+    writer = None if dry_run else target
+    if writer is not None:
+        writer.prepare()
+    since = writer.cursors(extractor.source, extractor.scope) if writer is not None else None
     source: Iterator[Item]
     if since and cursor_adjust is not None:
         handed = {channel: cursor_adjust(cursor) for channel, cursor in since.items()}
@@ -184,15 +200,20 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions,
         source = extractor.records(since=since)
     stream: Iterator[Item] = _tallied(source, read)
     stream = Validator(sink, options.validation, accounting)(stream)
+    target_checks = target.checks(sink) if target is not None else None
+    if target_checks is not None:
+        stream = _target_checked(target_checks(stream), accounting)
     stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}")
     records = _records_only(stream, loaded, per_channel, names, months)
     status = "failed"
     rows_written = 0
-    if loader is not None:
-        loader.start_run(RunInfo(options.command, extractor.name, options.location))
+    if writer is not None:
+        writer.start_run(RunInfo(options.command, extractor.name, options.location,
+                                 getattr(extractor, "open_file", None)))
     try:
-        if loader is not None:
-            rows_written = loader.load(records).rows_written
+        if writer is not None:
+            rows_written = writer.load(records).rows_written
+            writer.complete(options.progress)
         else:
             for _ in records:
                 pass
@@ -200,16 +221,29 @@ def run(extractor: Extractor, loader: Loader | None, options: RunOptions,
     finally:
         sink.close()
         counts = _counts(read, loaded, accounting)
-        if loader is not None:
-            load = {"retries": loader.stats.retries, "repairs": dict(loader.stats.repairs)}
-            loader.finish_run(status if status != "ok" or not sink.errors else "rejects", {**counts, "load": load})
+        if writer is not None:
+            load = {"retries": writer.stats.retries, "repairs": dict(writer.stats.repairs)}
+            writer.finish_run(status if status != "ok" or not sink.errors else "rejects", {**counts, "load": load})
     _check_identity(counts)
     return RunResult(options.command, extractor.name, options.location,
-                     loader.safe_url if loader is not None else None, loader is None, counts, sink, rows_written,
+                     target.safe_url if target is not None else None, writer is None, counts, sink, rows_written,
                      read.first_at, read.last_at, per_channel, names,
                      {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())},
-                     loader.stats.retries if loader is not None else 0,
-                     dict(loader.stats.repairs) if loader is not None else {})
+                     writer.stats.retries if writer is not None else 0,
+                     dict(writer.stats.repairs) if writer is not None else {},
+                     target.summary() if target is not None else {})
+
+
+def _target_checked(items: Iterator[Item], accounting: Accounting) -> Iterator[Item]:
+    """A target's checks reject a record by turning it into a `Rejected` item: counted here, dropped."""
+    for item in items:
+        if isinstance(item, Rejected):
+            if not item.nested_only:
+                accounting.bump(accounting.rejected, item.record_kind)
+            for nested, n in nested_counts(item.record).items():
+                accounting.bump(accounting.rejected, nested, n)
+            continue
+        yield item
 
 
 def _counts(read: _Tally, loaded: _Tally, accounting: Accounting) -> dict[str, dict[str, int]]:

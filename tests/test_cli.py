@@ -156,7 +156,7 @@ def test_bad_text_is_repaired_and_recorded(tmp_path: Path) -> None:
         (["migrate", "/no/such/export.zip"], "chatmigrate: error: /no/such/export.zip: not a source chatmigrate "
                                              "recognises"),
         (["migrate", "--from", "nope", "x"], "chatmigrate: error: unknown source 'nope'; known:"),
-        (["migrate", str(SAMPLE), "--to", "notaurl"], "chatmigrate: error: --to 'notaurl' is not a database URL"),
+        (["migrate", str(SAMPLE), "--to", "notaurl"], "chatmigrate: error: --to 'notaurl' is not a target URL"),
         (["migrate", str(SAMPLE), "--to", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db", "--retry-for", "1"],
          "chatmigrate: error: postgresql+psycopg://u:***@127.0.0.1:1/db: creating the schema failed"),
     ],

@@ -1,5 +1,7 @@
 """DESIGN §8: stages meet only at the model. extractors/, markup/, validate/ and loaders/ import
-model, ids, errors and redact (plus their own package); extractors may also call markup (pure)."""
+model, ids, errors and redact (plus their own package); extractors may also call markup (pure); the
+SQL loaders implement the target contract (targets/contract.py); the chat-server targets build on
+the loaders (their hub) and report findings through validate's sink."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "chatmigrate"
 SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmigrate.redact"}
-ALLOWED_EXTRA = {"extractors": {"chatmigrate.markup"}}
+ALLOWED_EXTRA = {
+    "extractors": {"chatmigrate.markup"},
+    "loaders": {"chatmigrate.targets.contract"},
+    "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings"},
+}
 
 
 def _runtime_nodes(tree: ast.AST):
@@ -34,7 +40,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_stages_import_only_the_model() -> None:
     problems = []
-    for stage in ("extractors", "markup", "validate", "loaders"):
+    for stage in ("extractors", "markup", "validate", "loaders", "targets"):
         allowed = SHARED | {f"chatmigrate.{stage}"} | ALLOWED_EXTRA.get(stage, set())
         for path in sorted((PACKAGE / stage).rglob("*.py")):
             for module in _imports(path):

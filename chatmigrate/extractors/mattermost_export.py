@@ -176,11 +176,13 @@ class _Attachments:
             return member
         return None
 
+    def open(self, member: str) -> IO[bytes]:
+        return self._files.open(member) if self._files is not None else (self._folder / member).open("rb")
+
     def measure(self, member: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        handle = self._files.open(member) if self._files is not None else (self._folder / member).open("rb")
-        with handle:
+        with self.open(member) as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
                 size += len(chunk)
@@ -332,9 +334,19 @@ class MattermostExport:
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
         with ExitStack() as stack:
             scan, seekable, where, attachments = self._open(stack)
+            self._attachments = attachments
+            stack.callback(setattr, self, "_attachments", None)
             index = self._scan(scan, where)
             seekable.flush()
             yield from _Reader(self, seekable, where, attachments, index).items()
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes of an attachment this export holds (`data/<path>`), while `records` runs; else None."""
+        attachments = getattr(self, "_attachments", None)
+        if attachments is None or not file.path or not file.path.startswith("data/"):
+            return None
+        member = attachments.locate(file.path.removeprefix("data/"))
+        return attachments.open(member) if member is not None else None
 
     # -- first pass -------------------------------------------------------------------------------
     def _scan(self, handle: IO[bytes], where: str) -> _Index:

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors._files import ExportFiles, iter_json_array
@@ -179,6 +179,12 @@ class SlackExport:
         conversations = yield from self._conversations()
         yield from self._messages(conversations)
         yield from self._unused_members()
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes of a file this export holds (`__uploads/…`, slack-advanced-exporter), else None."""
+        if file.path and self.files.exists(file.path):
+            return self.files.open(file.path)
+        return None
 
     def _unused_members(self) -> Iterator[Item]:
         """Say which export members carry nothing chatmigrate migrates (integration logs, canvases…)."""

@@ -11,7 +11,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -24,6 +23,10 @@ from chatmigrate.loaders.rows import COLUMNS, Row, rows_of
 from chatmigrate.loaders.schema import SCHEMA_VERSION, build_metadata
 from chatmigrate.model import Checkpoint, Record
 from chatmigrate.redact import redact
+from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Target
+
+__all__ = ["DEFAULT_TARGET", "TARGET_ENV", "Capabilities", "LoadStats", "Loader", "RunInfo", "Target",
+           "ddl_for", "loader_for", "resolve_target_url"]
 
 DEFAULT_TARGET = "sqlite:///chatmigrate.db"
 TARGET_ENV = "CHATMIGRATE_TARGET_URL"
@@ -37,28 +40,13 @@ def resolve_target_url(cli_value: str | None) -> str:
     return cli_value or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
 
 
-@dataclass(slots=True)
-class LoadStats:
-    """What a load did: records handed over, rows actually inserted or changed, commits made."""
+class Loader(Target):
+    """Base of every dialect loader (the SQL targets); subclasses set `limits` and implement `upsert`."""
 
-    records: int = 0
-    rows_written: int = 0
-    commits: int = 0
-    # Transactions repeated after a transient failure (dropped connection, server restart).
-    retries: int = 0
-    # "table.column: repair" -> count; the originals are kept in the rows' props (see _clean.py).
-    repairs: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    command: str
-    source: str
-    location: str
-
-
-class Loader:
-    """Base of every dialect loader; subclasses set `limits` and implement `upsert`."""
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        transactions=True, cursors=True, lock=True,
+        text_rules="NUL and lone surrogates repaired where the database refuses them; values over a column's "
+                   "length cut, the original kept in props (see README)")
 
     limits: Limits
     text_rules: ClassVar[TextRules] = TextRules()
@@ -333,3 +321,12 @@ def loader_for(url: str, *, prefix: str = "cm_") -> Loader:
         from chatmigrate.loaders.mysql import MysqlLoader
         return MysqlLoader(url, prefix=prefix)
     raise UsageError(f"--to: unsupported database {backend!r}; use sqlite, postgresql or mysql/mariadb")
+
+
+def sql_target(url: str, *, prefix: str = "cm_", options: dict[str, str] | None = None) -> Loader:
+    """The `chatmigrate.targets` factory of the SQL targets: the `cm_` tables in SQLite, PostgreSQL or
+    MySQL/MariaDB. They take no target options: everything is in the URL."""
+    if options:
+        raise UsageError(f"--to {redact(url)!r}: a SQL target takes no target options (got "
+                         f"{', '.join(sorted(options))})")
+    return loader_for(url, prefix=prefix)

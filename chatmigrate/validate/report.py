@@ -124,6 +124,7 @@ def summary_lines(result: RunResult) -> list[str]:
             lines.append(f"  repaired for the target: {repair}: {n:,} (originals in props.cm_repairs)")
         if result.retries:
             lines.append(f"  transactions retried after a lost connection: {result.retries:,}")
+    lines += [f"  {line}" for line in result.target_summary.get("lines", ())]
     return lines
 
 

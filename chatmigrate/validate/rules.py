@@ -4,7 +4,8 @@ Codes never change meaning once released (admins grep for them in rejects files 
 - error: the record cannot be loaded as is; it goes to the rejects file.
 - warning: the record is loaded with a repair, and the repair is recorded.
 - info: counted only.
-CM0xx come from extractors (input that cannot become a record); CM1xx from the validator.
+CM0xx come from extractors (input that cannot become a record); CM1xx from the validator; CM2xx
+from a chat-server target's own checks (`validate --to mattermost-import:…`, targets/).
 
 `python -m chatmigrate.validate --markdown` prints the catalogue as the Markdown table that
 README.md carries between `<!-- rules:start -->` and `<!-- rules:end -->` (a test keeps them equal);
@@ -83,6 +84,30 @@ RULES: tuple[Rule, ...] = (
          "the message and the file's metadata are loaded; file.props.missing = true"),
     Rule("CM119", "email-required", "error", "a user without an email while --require-email says the target "
          "needs one (bots excepted)"),
+    Rule("CM201", "mm-name-changed", "warning", "a username, team, channel or emoji name Mattermost refuses "
+         "(characters, length, reserved word)", "renamed to a valid name; old → new in the package's "
+         "`.names.json`, mentions and channel links follow"),
+    Rule("CM202", "mm-name-collision", "warning", "two records that would get the same Mattermost name",
+         "the later one gets a numbered suffix; old → new in the package's `.names.json`"),
+    Rule("CM203", "mm-text-split", "warning", "message text longer than Mattermost's 16,383 characters",
+         "split at line or word boundaries into continuation replies of the same thread"),
+    Rule("CM204", "mm-email-missing", "error", "a user without an email (Mattermost requires one) and no "
+         "--default-email-domain; their messages and reactions are refused with them",
+         "rejected: written to the rejects file; give --default-email-domain or add the email and re-run"),
+    Rule("CM205", "mm-email-generated", "warning", "a user without an email while --default-email-domain is "
+         "given", "imported with USERNAME@DOMAIN"),
+    Rule("CM206", "mm-group-too-large", "warning", "a group conversation with more than 8 members "
+         "(Mattermost's limit)", "imported as a private channel holding the same members and history"),
+    Rule("CM207", "mm-too-many-files", "info", "a message with more than 5 attachments",
+         "the rest ride in continuation replies, 5 each"),
+    Rule("CM208", "mm-emoji-name", "warning", "a reaction or emoji name Mattermost refuses (a skin-tone "
+         "suffix, characters outside a-z 0-9 + - _)", "the base name, or the name with refused characters "
+         "replaced by _"),
+    Rule("CM209", "mm-same-millisecond", "info", "two messages of one channel in the same millisecond "
+         "(Mattermost tells posts apart by channel, time and text)",
+         "the later one moved forward by 1 ms until unique; kept on later runs"),
+    Rule("CM210", "mm-direct-members", "warning", "a direct conversation with fewer than two known members",
+         "with one member: imported as that user's conversation with themself; with none: left out"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 
