@@ -13,7 +13,7 @@ SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmig
 ALLOWED_EXTRA = {
     "extractors": {"chatmigrate.markup"},
     "loaders": {"chatmigrate.targets.contract"},
-    "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings"},
+    "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings", "chatmigrate.mappings"},
 }
 
 

@@ -26,7 +26,10 @@ import orjson
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from chatmigrate.mappings import name_set
 from chatmigrate.targets import _mm_rules as mm
+
+SYSTEM_EMOJI = "mattermost-system-emoji.txt"
 
 JSONL_NAME = "mattermost_import.jsonl"
 ATTACHMENTS = "bulk-export-attachments"
@@ -59,8 +62,14 @@ def _props(raw: Any) -> dict[str, Any]:
     return {}
 
 
+def _present(payload: dict[str, Any]) -> dict[str, Any]:
+    """Fields with a value: Mattermost leaves an absent field alone, but `message` is required even
+    when empty (a post of attachments only)."""
+    return {k: v for k, v in payload.items() if k == "message" or v not in (None, [], "")}
+
+
 def _line(kind: str, payload: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": kind, kind: {k: v for k, v in payload.items() if v not in (None, [], "")}}) + b"\n"
+    return orjson.dumps({"type": kind, kind: _present(payload)}) + b"\n"
 
 
 @dataclass
@@ -88,6 +97,7 @@ class Counts:
     direct_left_out: int = 0
     groups_as_private: int = 0
     skipped_unchanged: int = 0
+    guests_deactivated: int = 0
 
     def add(self, kind: str, n: int = 1) -> None:
         self.lines[kind] = self.lines.get(kind, 0) + n
@@ -174,7 +184,7 @@ class PackageWriter:
                 "attachment_bytes": c.attachment_bytes, "files_without_bytes": c.files_without_bytes,
                 "files_over_limit": c.files_over_limit[:100], "emails_generated": c.emails_generated,
                 "split_posts": c.split_posts, "groups_as_private_channels": c.groups_as_private,
-                "direct_left_out": c.direct_left_out, "posts_unchanged_left_out": c.skipped_unchanged,
+                "direct_left_out": c.direct_left_out, "guests_without_channels_deactivated": c.guests_deactivated, "posts_unchanged_left_out": c.skipped_unchanged,
                 "names_file": f"{self.options.out}.names.json", "lines": lines}
 
     # -- names ---------------------------------------------------------------------------------
@@ -326,6 +336,7 @@ class PackageWriter:
 
     def _user_line(self, row: Any, props: dict[str, Any], channels: list[str], default_team: str) -> bytes:
         guest = row.role == "guest"
+        lonely_guest = guest and not channels  # Mattermost refuses a guest outside every channel (CM212)
         by_team: dict[str, list[dict[str, Any]]] = {}
         for channel_id in channels:
             chan = self.chans[channel_id]
@@ -333,8 +344,11 @@ class PackageWriter:
                 "name": chan.name, "roles": "channel_guest" if guest else "channel_user",
                 "msg_count": chan.total, "msg_count_root": chan.roots,
                 "last_viewed_at": chan.last_at or None})
-        if not by_team:
+        if not by_team and not lonely_guest:
             by_team[default_team] = []
+        if lonely_guest:
+            guest = False
+            self.counts.guests_deactivated += 1
         team_roles = "team_guest" if guest else "team_admin team_user" if row.role == "admin" else "team_user"
         name = self.users[row.id]
         email = (row.email or "").strip().lower()
@@ -352,7 +366,7 @@ class PackageWriter:
             "nickname": mm.cut(row.display_name, mm.NICKNAME_MAX) if row.display_name else None,
             "first_name": mm.cut(row.first_name, mm.NICKNAME_MAX), "last_name": mm.cut(row.last_name, mm.NICKNAME_MAX),
             "position": mm.cut(props.get("title") if isinstance(props.get("title"), str) else None, mm.POSITION_MAX),
-            "roles": system_roles, "delete_at": _deleted_ms(row, props),
+            "roles": system_roles, "delete_at": 1 if lonely_guest else _deleted_ms(row, props),
             "teams": [{"name": team, "roles": team_roles, "channels": chans}
                       for team, chans in sorted(by_team.items())],
         })
@@ -368,8 +382,9 @@ class PackageWriter:
         t, files = self.t["emoji"], self.t["files"]
         query = sa.select(t.c.id, t.c.name, files.c.sha256).join(files, files.c.id == t.c.file_id, isouter=True) \
             .order_by(t.c.id)
+        system = name_set(SYSTEM_EMOJI)
         for record_id, name, sha256 in conn.execute(query):
-            if not sha256 or not self.store.has(sha256):
+            if not sha256 or not self.store.has(sha256) or mm.emoji_name(name) in system:
                 continue
             entry = f"emoji/{record_id}/image"
             out.write(_line("emoji", {"name": self.book.get("emoji", record_id) or mm.emoji_name(name),
@@ -504,10 +519,10 @@ class PackageWriter:
         else:
             payload["team"], payload["channel"] = chan.team, chan.name
         if reply_posts:
-            payload["replies"] = [{k: v for k, v in reply.items() if v not in (None, [], "")} for reply in reply_posts]
+            payload["replies"] = [_present(reply) for reply in reply_posts]
             payload["thread_followers"] = [{"user": user, "last_viewed": last, "unread_mentions": 0}
                                            for user, last in sorted(followers.items())]
-        return {k: v for k, v in payload.items() if v not in (None, [], "")}, files
+        return _present(payload), files
 
     def _posts_of(self, rec: dict[str, Any], files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
         """One message → its Mattermost post and continuation posts (long text, many attachments)."""

@@ -38,9 +38,11 @@ import sqlalchemy as sa
 
 from chatmigrate.errors import UsageError
 from chatmigrate.loaders import Loader, loader_for
+from chatmigrate.mappings import name_set
 from chatmigrate.model import Channel, Checkpoint, Emoji, File, Item, Message, Record, Rejected, Team, User
 from chatmigrate.redact import redact
 from chatmigrate.targets import _mm_rules as mm
+from chatmigrate.targets._mm_package import SYSTEM_EMOJI
 from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Stage, Target
 from chatmigrate.validate.findings import Finding, FindingSink
 
@@ -293,9 +295,16 @@ class _Checks:
         self.refused_users: set[str] = set()
         self._channel: str | None = None
         self._seen_ms: OrderedDict[int, None] = OrderedDict()
-        self.default_team = options.team
+        # Guests not yet seen in any channel's members (reported at the end of the stream: CM212).
+        self._lonely_guests: dict[str, User] = {}
 
     def __call__(self, items: Iterator[Item]) -> Iterator[Item]:
+        yield from self._checked(items)
+        for guest in self._lonely_guests.values():
+            self._warn("CM212", guest, f"guest {guest.username!r} is in no channel: imported deactivated, "
+                       "without team")
+
+    def _checked(self, items: Iterator[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Message):
                 yield from self._message(item)
@@ -308,13 +317,20 @@ class _Checks:
                 self._name(item, "team", item.name, mm.team_name(item.name), "team")
                 yield item
             elif isinstance(item, Emoji):
-                valid = mm.emoji_name(item.name)
-                if valid != item.name:
-                    self._warn("CM208", item, f"emoji name {item.name!r} becomes {valid!r}")
-                self._name(item, "emoji", item.name, valid, "emoji")
+                self._emoji(item)
                 yield item
             else:
                 yield item
+
+    def _emoji(self, emoji: Emoji) -> None:
+        valid = mm.emoji_name(emoji.name)
+        if valid in name_set(SYSTEM_EMOJI):
+            self._warn("CM211", emoji, f"custom emoji :{emoji.name}: has the name of a Mattermost system emoji: "
+                       "left out")
+            return
+        if valid != emoji.name:
+            self._warn("CM208", emoji, f"emoji name {emoji.name!r} becomes {valid!r}")
+        self._name(emoji, "emoji", emoji.name, valid, "emoji")
 
     def _warn(self, code: str, record: Any, message: str) -> None:
         self.sink.add(Finding(code, message, record.record_kind, record.id, record.origin))
@@ -329,6 +345,8 @@ class _Checks:
 
     def _user(self, user: User) -> Item:
         self._name(user, "user", user.username, mm.username(user.username), "user")
+        if user.role == "guest" and not user.is_deleted:
+            self._lonely_guests[user.id] = user
         if not user.email:
             if self.options.default_email_domain:
                 self._warn("CM205", user, f"user {user.username!r} has no email: imported as "
@@ -344,6 +362,8 @@ class _Checks:
     def _channel_record(self, channel: Channel) -> None:
         from chatmigrate.targets._mm_package import channel_namespace
 
+        for member in channel.member_ids:
+            self._lonely_guests.pop(member, None)
         namespace = channel_namespace(channel.team_id, self.options.team)
         if channel.kind in ("public", "private") or len(set(channel.member_ids)) > mm.MAX_GROUP_MEMBERS:
             if channel.kind in ("direct", "group"):

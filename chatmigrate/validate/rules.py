@@ -108,6 +108,12 @@ RULES: tuple[Rule, ...] = (
          "the later one moved forward by 1 ms until unique; kept on later runs"),
     Rule("CM210", "mm-direct-members", "warning", "a direct conversation with fewer than two known members",
          "with one member: imported as that user's conversation with themself; with none: left out"),
+    Rule("CM211", "mm-emoji-system-name", "warning", "a custom emoji with the name of one of Mattermost's "
+         "system emoji (Mattermost refuses it)", "left out of the package; reactions of that name show "
+         "Mattermost's own emoji"),
+    Rule("CM212", "mm-guest-without-channels", "warning", "a guest who is a member of no channel (Mattermost "
+         "cannot hold a guest outside every channel)", "imported deactivated, without team, as a regular "
+         "account: reactivate and make them a guest by hand if they still need access"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 

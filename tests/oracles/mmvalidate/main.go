@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -145,7 +146,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: mmvalidate [flags] PATH   (PATH: bulk-import .zip or .jsonl)")
 		flag.PrintDefaults()
 	}
+	systemEmoji := flag.Bool("system-emoji", false, "print the names of Mattermost's system emoji (model.SystemEmojis), sorted, one per line, and exit")
 	flag.Parse()
+	if *systemEmoji {
+		names := make([]string, 0, len(model.SystemEmojis))
+		for name := range model.SystemEmojis {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Println(name)
+		}
+		return
+	}
 	if flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
