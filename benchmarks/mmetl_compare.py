@@ -44,6 +44,7 @@ FEATURES = (
     ("edited", "posts with edit_at"),
     ("pinned", "posts with is_pinned"),
     ("reactions", "reactions"),
+    ("duplicate_reactions", "reactions repeating a user + emoji of the same post"),
     ("attachments", "file attachments"),
     ("message_attachments", "posts with props.attachments (Slack message attachments)"),
     ("dm_channels", "direct_channel lines, 2 members (DMs)"),
@@ -121,21 +122,22 @@ def bot_owner(export: Path) -> str:
     return next(u["name"] for u in users if not u.get("is_bot") and not u.get("deleted"))
 
 
-def run_chatmigrate(export: Path, work: Path) -> tuple[Run, Path]:
+def run_chatmigrate(export: Path, work: Path, owner: str) -> tuple[Run, Path]:
     out = work / "cm"
     out.mkdir(parents=True)
     package = out / "cm.zip"
-    argv = [*chatmigrate_argv(), "migrate", str(export), "--to", f"mattermost-import://{package}",
+    # bot_owner: the same owner mmetl gets, so that both write bot lines (without it bots become users).
+    argv = [*chatmigrate_argv(), "migrate", str(export), "--to", f"mattermost-import://{package}?bot_owner={owner}",
             "--default-email-domain", EMAIL_DOMAIN, "--rejects", str(out / "rejects.jsonl"), "-q", "--json"]
     return spawn(argv, out), package
 
 
-def run_mmetl(export: Path, work: Path) -> tuple[Run, Path]:
+def run_mmetl(export: Path, work: Path, owner: str) -> tuple[Run, Path]:
     out = work / "mmetl"
     out.mkdir(parents=True)
     jsonl = out / "out.jsonl"
     argv = [str(oracle("mmetl")), "transform", "slack", "--team", TEAM, "--file", str(export), "--output", str(jsonl),
-            "--default-email-domain", EMAIL_DOMAIN, "--bot-owner", bot_owner(export)]
+            "--default-email-domain", EMAIL_DOMAIN, "--bot-owner", owner]
     return spawn(argv, out), jsonl
 
 
@@ -177,7 +179,9 @@ def count_post(post: dict[str, Any], counts: Counter[str]) -> None:
         counts["posts"] += 1
         counts["edited"] += bool(item.get("edit_at"))
         counts["pinned"] += bool(item.get("is_pinned"))
-        counts["reactions"] += len(item.get("reactions") or ())
+        reactions = item.get("reactions") or ()
+        counts["reactions"] += len(reactions)
+        counts["duplicate_reactions"] += len(reactions) - len({(r.get("user"), r.get("emoji_name")) for r in reactions})
         counts["attachments"] += len(item.get("attachments") or ())
         counts["message_attachments"] += bool((item.get("props") or {}).get("attachments"))
 
@@ -232,6 +236,9 @@ def measure(tool: str, run: Run, output: Path, messages: int) -> dict[str, Any]:
         result.update(validator={"ok": False, "errors": None, "fatal": "no output"}, features=None)
         return result
     result["output_mb"] = round(output.stat().st_size / 1e6, 1)
+    # chatmigrate: its hub (SQLite) beside the package; mmetl: data/ and its log.
+    side = sum(p.stat().st_size for p in output.parent.rglob("*") if p.is_file() and p != output)
+    result["side_files_mb"] = round(side / 1e6, 1)
     result["validator"] = validate(output)
     result["features"] = count_features(jsonl_lines(output))
     return result
@@ -242,13 +249,14 @@ def compare(messages: int, seed: int, work: Path) -> dict[str, Any]:
     here = work / f"slack-{messages}"
     shutil.rmtree(here, ignore_errors=True)
     print(f"{messages:,} messages: {export}", file=sys.stderr)
+    owner = bot_owner(export)
     results = []
     for tool, runner in (("chatmigrate", run_chatmigrate), ("mmetl", run_mmetl)):
-        run, output = runner(export, here)
+        run, output = runner(export, here, owner)
         print(f"  {tool}: exit {run.code}, {run.wall_s} s wall, {run.cpu_s} s CPU, {run.peak_rss_mb} MB",
               file=sys.stderr)
         results.append(measure(tool, run, output, messages))
-    return {"messages": messages, "seed": seed, "export": str(export),
+    return {"messages": messages, "seed": seed, "export": str(export), "bot_owner": owner,
             "export_mb": round(export.stat().st_size / 1e6, 1),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit(),
             "cpus": os.cpu_count(), "results": results}

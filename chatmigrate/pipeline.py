@@ -30,6 +30,7 @@ from chatmigrate.model import (
     Unreadable,
     nested_counts,
 )
+from chatmigrate.redact import redact
 from chatmigrate.targets.contract import RunInfo, Target
 from chatmigrate.validate import Accounting, ValidationOptions, Validator
 from chatmigrate.validate.findings import FindingSink
@@ -225,7 +226,8 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
             load = {"retries": writer.stats.retries, "repairs": dict(writer.stats.repairs)}
             writer.finish_run(status if status != "ok" or not sink.errors else "rejects", {**counts, "load": load})
     _check_identity(counts)
-    return RunResult(options.command, extractor.name, options.location,
+    # The location as given may carry credentials (an API URL with user:password@): never shown.
+    return RunResult(options.command, extractor.name, redact(options.location),
                      target.safe_url if target is not None else None, writer is None, counts, sink, rows_written,
                      read.first_at, read.last_at, per_channel, names,
                      {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())},

@@ -37,6 +37,8 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same content gives t
 _BATCH = 2_000  # messages read back per round of reaction/file look-ups
 _IN_CHUNK = 500  # ids per IN (...) list
 DELETED_TEXT = "*(message deleted)*"
+# Author of messages that have none (system events of some sources): Mattermost needs a user per post.
+AUTHORLESS = "chatmigrate-system"
 
 
 def ms(value: datetime | str | None) -> int | None:
@@ -184,7 +186,8 @@ class PackageWriter:
                 "attachment_bytes": c.attachment_bytes, "files_without_bytes": c.files_without_bytes,
                 "files_over_limit": c.files_over_limit[:100], "emails_generated": c.emails_generated,
                 "split_posts": c.split_posts, "groups_as_private_channels": c.groups_as_private,
-                "direct_left_out": c.direct_left_out, "guests_without_channels_deactivated": c.guests_deactivated, "posts_unchanged_left_out": c.skipped_unchanged,
+                "direct_left_out": c.direct_left_out, "guests_without_channels_deactivated": c.guests_deactivated,
+                "posts_unchanged_left_out": c.skipped_unchanged,
                 "names_file": f"{self.options.out}.names.json", "lines": lines}
 
     # -- names ---------------------------------------------------------------------------------
@@ -333,6 +336,19 @@ class PackageWriter:
         for line in bots:
             out.write(line)
             self.counts.add("bot")
+        if self._has_authorless(conn):
+            domain = self.options.default_email_domain or "users.invalid"
+            out.write(_line("user", {"username": AUTHORLESS, "email": f"{AUTHORLESS}@{domain}", "nickname": "System",
+                                     "roles": "system_user", "delete_at": 1}))
+            self.users[""] = AUTHORLESS
+            self.counts.add("user")
+
+    def _has_authorless(self, conn: sa.Connection) -> bool:
+        """Is any message without an author (or by one the hub does not hold)?"""
+        m, u = self.t["messages"], self.t["users"]
+        known = sa.select(u.c.id).where(u.c.id == m.c.user_id).exists()
+        query = sa.select(m.c.id).where(sa.or_(m.c.user_id.is_(None), ~known)).limit(1)
+        return conn.execute(query).first() is not None
 
     def _user_line(self, row: Any, props: dict[str, Any], channels: list[str], default_team: str) -> bytes:
         guest = row.role == "guest"
@@ -526,7 +542,7 @@ class PackageWriter:
 
     def _posts_of(self, rec: dict[str, Any], files: list[tuple[str, Path]]) -> list[dict[str, Any]]:
         """One message → its Mattermost post and continuation posts (long text, many attachments)."""
-        user = self.users.get(rec["user_id"] or "")
+        user = self.users.get(rec["user_id"] or "") or self.users.get("")
         if user is None:
             return []
         text = mm.rewrite_names(rec["text"] or "", self.user_rename, self.channel_rename)
