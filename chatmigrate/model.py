@@ -179,9 +179,11 @@ class Skipped:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A valid record that a target's own checks refuse (e.g. a user without the email the chat server
-    needs). The check has already written it to the rejects file; the pipeline counts it as rejected."""
+    needs). The check has already written it to the rejects file; the pipeline counts it as rejected.
+    `nested_only`: only what rides on the record (its reactions, files) is rejected, not the record."""
 
     record: Record
+    nested_only: bool = False
 
     @property
     def record_kind(self) -> str:

@@ -114,7 +114,7 @@ class PackageWriter:
         self.t.update({name.removeprefix(prefix): table for name, table in mm_tables.tables.items()})
         self.counts = Counts()
         self.users: dict[str, str] = {}  # user id → Mattermost username
-        self.user_rename: dict[str, str] = {}  # lower(old username) → new, for mentions
+        self.user_rename: dict[str, str] = {}  # old username → new, for mentions and the names file
         self.channel_rename: dict[str, str] = {}
         self.chans: dict[str, _Chan] = {}
         self.line_hashes: list[tuple[str, str]] = []
@@ -254,7 +254,7 @@ class PackageWriter:
             name = self.book.get("user", record_id) or mm.username(username)
             self.users[record_id] = name
             if name != username:
-                self.user_rename[username.lower()] = name
+                self.user_rename[username] = name
 
     def _load_channels(self, conn: sa.Connection, teams: dict[str, dict[str, Any]]) -> None:
         t, members = self.t["channels"], self.t["channel_members"]
@@ -276,7 +276,7 @@ class PackageWriter:
                 self.counts.groups_as_private += 1
             name = self.book.get(channel_namespace(row.team_id, self.options.team), row.id) or mm.channel_name(row.name)
             if name != row.name:
-                self.channel_rename[row.name.lower()] = name
+                self.channel_rename[row.name] = name
             self.chans[row.id] = _Chan(row.id, teams[team_key]["name"], name, "O" if row.kind == "public" else "P")
         posts, messages = self.t["mm_posts"], self.t["messages"]
         stats = sa.select(posts.c.channel_id, sa.func.sum(posts.c.parts),

@@ -135,11 +135,12 @@ _CHANNEL_LINK = re.compile(r"(?<![\w~])~([a-z0-9][a-z0-9\-_]*)", re.IGNORECASE)
 
 def rewrite_names(text: str, users: Mapping[str, str], channels: Mapping[str, str]) -> str:
     """Mentions (`@old`) and channel links (`~old`) in canonical Markdown rewritten to the names the
-    users and channels get in Mattermost (maps hold only names that change, keyed in lower case)."""
+    users and channels get in Mattermost (maps hold only names that change, keyed by the exact source
+    name: `@Ann` and `@ann` may be two people whose names collide in Mattermost)."""
     if users and "@" in text:
-        text = _MENTION.sub(lambda m: "@" + users.get(m.group(1).lower(), m.group(1)), text)
+        text = _MENTION.sub(lambda m: "@" + users.get(m.group(1), m.group(1)), text)
     if channels and "~" in text:
-        text = _CHANNEL_LINK.sub(lambda m: "~" + channels.get(m.group(1).lower(), m.group(1)), text)
+        text = _CHANNEL_LINK.sub(lambda m: "~" + channels.get(m.group(1), m.group(1)), text)
     return text
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
-from chatmigrate.model import Item
+from chatmigrate.model import File, Item
 
 
 class RecordSource:
@@ -17,9 +18,11 @@ class RecordSource:
     name: ClassVar[str] = "records"
     source: ClassVar[str] = "synth"
 
-    def __init__(self, make: Callable[[], Iterator[Item]], scope: str = "W1") -> None:
+    def __init__(self, make: Callable[[], Iterator[Item]], scope: str = "W1",
+                 file_bytes: Mapping[str, bytes] | None = None) -> None:
         self._make = make
         self._scope = scope
+        self._bytes = dict(file_bytes or {})
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -31,6 +34,11 @@ class RecordSource:
 
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
         return self._make()
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes given for a file id, as an export member would give them."""
+        data = self._bytes.get(file.id)
+        return io.BytesIO(data) if data is not None else None
 
 
 def unzip_lines(package: Path) -> list[dict[str, Any]]:
