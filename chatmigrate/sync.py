@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from chatmigrate import extractors, pipeline
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
-from chatmigrate.loaders import TARGET_ENV, Loader, loader_for
 from chatmigrate.redact import redact
+from chatmigrate.targets import TARGET_ENV, Target, target_for
 from chatmigrate.validate import ValidationOptions
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "sync-config.schema.json"
@@ -139,7 +139,27 @@ def _resolve_path(value: str, base: Path) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
+def _url_password(url: str) -> str | None:
+    """The password a database target URL holds (a package target holds none)."""
+    if url.startswith("mattermost-import:"):
+        return None
+    password = sa.engine.make_url(url).password
+    return None if password is None else str(password)
+
+
+def _resolve_package(raw: str, base: Path) -> str:
+    """A relative package path (`mattermost-import:out/acme.zip`) is relative to the config file."""
+    rest = raw.removeprefix("mattermost-import:")
+    if rest.startswith("//"):
+        return raw
+    path, sep, query = rest.partition("?")
+    absolute = Path(path) if Path(path).is_absolute() else base / path
+    return f"mattermost-import://{absolute}{sep}{query}"
+
+
 def _resolve_target(raw: str, base: Path, where: str) -> str:
+    if raw.startswith("mattermost-import:"):
+        return _resolve_package(raw, base)
     try:
         url = sa.engine.make_url(raw)
     except sa.exc.ArgumentError:
@@ -171,12 +191,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> SyncCon
 
     if "target" in data:
         target, from_env = _resolve_target(data["target"], base, f"{path}: target"), False
-        if sa.engine.make_url(target).password is not None:
+        if _url_password(target) is not None:
             raise UsageError(f"{path}: target: the URL holds a password; keep it out of the file (use ~/.pgpass, "
                              f"~/.my.cnf, or set {TARGET_ENV} in the job's environment and drop target)")
     elif environ.get(TARGET_ENV):
         target, from_env = _resolve_target(environ[TARGET_ENV], Path.cwd(), f"{TARGET_ENV}"), True
-        password = sa.engine.make_url(target).password
+        password = _url_password(target)
         if password:
             secrets.add(str(password))
     else:
@@ -269,8 +289,9 @@ def _masked(config: SyncConfig) -> Iterator[None]:
 def run_sync(config: SyncConfig, *, progress: bool = False, retry_seconds: float = 60.0) -> SyncOutcome:
     """Hold the target's lock and sync every source in turn; a failing source does not stop the others."""
     with _masked(config):
-        loader = loader_for(config.target, prefix=config.prefix)
-    loader.retry_seconds = retry_seconds
+        loader = target_for(config.target, prefix=config.prefix)
+    if hasattr(loader, "retry_seconds"):
+        loader.retry_seconds = retry_seconds
     outcomes: list[SourceOutcome] = []
     try:
         with _masked(config), loader.lock():
@@ -281,7 +302,7 @@ def run_sync(config: SyncConfig, *, progress: bool = False, retry_seconds: float
         loader.close()
 
 
-def _sync_one(config: SyncConfig, source: SourceConfig, loader: Loader, progress: bool) -> SourceOutcome:
+def _sync_one(config: SyncConfig, source: SourceConfig, loader: Target, progress: bool) -> SourceOutcome:
     outcome = SourceOutcome(source)
     try:
         extractor = _extractor(config, source)
@@ -361,19 +382,10 @@ class SyncPlan:
 def plan_sync(config: SyncConfig) -> SyncPlan:
     """What a sync would do, reading only the saved cursors: no lock, no server, no write, no new file."""
     with _masked(config):
-        loader = loader_for(config.target, prefix=config.prefix)
+        loader = target_for(config.target, prefix=config.prefix)
     try:
-        database = loader.engine.url.database
-        if loader.engine.url.get_backend_name() == "sqlite" and database and not Path(database).exists():
-            exists, note = False, "the database file does not exist yet (the first sync creates it)"
-        else:
-            with _masked(config):
-                try:
-                    exists = sa.inspect(loader.engine).has_table(loader.table("sync_state").name)
-                except sa.exc.SQLAlchemyError as exc:
-                    raise UsageError(f"cannot reach the target {loader.safe_url}: "
-                                     f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
-            note = "reachable, cursors read" if exists else "reachable, no chatmigrate tables yet"
+        with _masked(config):
+            exists, note = loader.cursor_state()
         plans = []
         for source in config.sources:
             plan = SourcePlan(source)

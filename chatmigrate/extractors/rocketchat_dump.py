@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
+import io
 import tempfile
 import zlib
 from array import array
@@ -260,6 +261,35 @@ class _GridFs:
             return size, None, f"GridFS chunks hold {size} bytes, the file says {meta['length']}: truncated"
         return size, sha.hexdigest(), "in the dump (GridFS)"
 
+    def open(self, native: str) -> IO[bytes] | None:
+        """The bytes of a stored file, read a chunk at a time; None when its chunks are incomplete."""
+        parts = sorted(self.chunks.get(native, []))
+        if native not in self.files or self._chunks is None or [n for n, _ in parts] != list(range(len(parts))):
+            return None
+        return io.BufferedReader(_ChunkReader(self._chunks, [offset for _, offset in parts]))
+
+
+class _ChunkReader(io.RawIOBase):
+    """A GridFS file as a stream: its chunk documents decoded one by one as they are read."""
+
+    def __init__(self, chunks: _Collection, offsets: list[int]) -> None:
+        self._chunks, self._offsets, self._buffer = chunks, iter(offsets), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            offset = next(self._offsets, None)
+            if offset is None:
+                return 0
+            data = self._chunks.read(offset).get("data")
+            self._buffer = data if isinstance(data, bytes) else b""
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
 
 class RocketchatDump:
     name: ClassVar[str] = "rocketchat-dump"
@@ -321,7 +351,19 @@ class RocketchatDump:
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
         with ExitStack() as stack:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatmigrate-rc-")))
-            yield from _Run(self, scratch, stack).items()
+            self._run = _Run(self, scratch, stack)
+            stack.callback(setattr, self, "_run", None)
+            yield from self._run.items()
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes of an upload or custom emoji image held in the dump's GridFS, while `records` runs."""
+        run = getattr(self, "_run", None)
+        if run is None:
+            return None
+        emoji_native = run.emoji_files.get(file.id)
+        if emoji_native is not None:
+            return run.emoji_bucket.open(emoji_native) if run.emoji_bucket is not None else None
+        return run.gridfs.open(file.source_id)
 
 
 class _Run:
@@ -344,6 +386,10 @@ class _Run:
         self.trash_offsets: dict[str, array[int]] = {}
         self.trash_other: dict[str, list[int]] = {}
         self.deferred: list[Unreadable] = []  # problems found while indexing, emitted with the messages
+        self.gridfs = _GridFs(None, None)  # the uploads bucket, indexed with the uploads
+        # Custom emoji images: file id → GridFS id in the `custom_emoji` bucket (for open_file).
+        self.emoji_bucket: _GridFs | None = None
+        self.emoji_files: dict[str, str] = {}
 
     def items(self) -> Iterator[Item]:
         self._index_trash()
@@ -496,6 +542,7 @@ class _Run:
         if emoji is None:
             return
         bucket = _GridFs(self.open("custom_emoji.files"), self.open("custom_emoji.chunks"))
+        self.emoji_bucket = bucket
         yield from bucket.problems
         for offset, doc in self.dump._decoded(emoji, "emoji"):
             if isinstance(doc, Unreadable):
@@ -504,6 +551,8 @@ class _Run:
             stored = bucket.by_name.get(emoji_file_name(doc))
             size, sha, note = bucket.digest(stored) if stored else (None, None, "not in the dump")
             file = emoji_file(doc, self.scope, size=size, sha256=sha, note=note)
+            if stored and file is not None:
+                self.emoji_files[file.id] = stored
             yield convert_emoji(doc, self.scope, file, emoji.origin(offset))
 
     # -- messages ---------------------------------------------------------------------------------

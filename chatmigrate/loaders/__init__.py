@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
@@ -151,6 +152,18 @@ class Loader(Target):
             if not conn.execute(sa.select(version_table.c.version)
                                 .where(version_table.c.version == SCHEMA_VERSION)).first():
                 conn.execute(version_table.insert().values(version=SCHEMA_VERSION, applied_at=_now()))
+
+    def cursor_state(self) -> tuple[bool, str]:
+        database = self.engine.url.database
+        if self.engine.url.get_backend_name() == "sqlite" and database and database != ":memory:" \
+                and not Path(database).exists():
+            return False, "the database file does not exist yet (the first sync creates it)"
+        try:
+            exists = sa.inspect(self.engine).has_table(self.table("sync_state").name)
+        except sa.exc.SQLAlchemyError as exc:
+            raise UsageError(f"cannot reach the target {self.safe_url}: "
+                             f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
+        return exists, "reachable, cursors read" if exists else "reachable, no chatmigrate tables yet"
 
     def start_run(self, info: RunInfo) -> str:
         run_id = str(uuid.uuid4())

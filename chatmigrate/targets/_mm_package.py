@@ -296,16 +296,23 @@ class PackageWriter:
 
     def _channel_lines(self, conn: sa.Connection, out: IO[bytes]) -> None:
         t = self.t["channels"]
-        query = sa.select(t.c.id, t.c.name, t.c.display_name, t.c.topic, t.c.purpose, t.c.archived_at).order_by(t.c.id)
+        query = sa.select(t.c.id, t.c.name, t.c.display_name, t.c.topic, t.c.purpose, t.c.archived_at, t.c.props) \
+            .order_by(t.c.id)
         for row in conn.execute(query):
             chan = self.chans[row.id]
             if chan.kind == "D":
                 continue
+            archived_at = ms(row.archived_at)
+            props = _props(row.props)
+            if archived_at is None and isinstance(props.get("deleted_at"), str):
+                archived_at = _ms_or_none(props["deleted_at"])  # a deleted room: kept, archived
+            if archived_at is None and (props.get("is_archived") is True or props.get("archived") is True):
+                archived_at = chan.last_at or 1  # archived, time unknown: after its last post
             out.write(_line("channel", {
                 "team": chan.team, "name": chan.name, "type": chan.kind,
                 "display_name": mm.cut(row.display_name or row.name, mm.DISPLAY_MAX) or chan.name,
                 "header": mm.cut(row.topic, mm.HEADER_MAX), "purpose": mm.cut(row.purpose, mm.PURPOSE_MAX),
-                "deleted_at": ms(row.archived_at)}))
+                "deleted_at": archived_at}))
             self.counts.add("channel")
 
     def _user_lines(self, conn: sa.Connection, teams: dict[str, dict[str, Any]], out: IO[bytes]) -> None:
@@ -396,11 +403,12 @@ class PackageWriter:
 
     def _emoji(self, conn: sa.Connection, out: IO[bytes]) -> Iterator[tuple[str, Path]]:
         t, files = self.t["emoji"], self.t["files"]
-        query = sa.select(t.c.id, t.c.name, files.c.sha256).join(files, files.c.id == t.c.file_id, isouter=True) \
-            .order_by(t.c.id)
+        query = sa.select(t.c.id, t.c.name, files.c.sha256, files.c.props) \
+            .join(files, files.c.id == t.c.file_id, isouter=True).order_by(t.c.id)
         system = name_set(SYSTEM_EMOJI)
-        for record_id, name, sha256 in conn.execute(query):
-            if not sha256 or not self.store.has(sha256) or mm.emoji_name(name) in system:
+        for record_id, name, sha256, file_props in conn.execute(query):
+            if not sha256 or not self.store.has(sha256) or mm.emoji_name(name) in system \
+                    or "image_error" in _props(file_props):
                 continue
             entry = f"emoji/{record_id}/image"
             out.write(_line("emoji", {"name": self.book.get("emoji", record_id) or mm.emoji_name(name),
@@ -559,11 +567,13 @@ class PackageWriter:
             times.append(times[-1] + 1)
         props = _props(rec["props"])
         post_type = "me" if rec["kind"] == "me" else None
+        mm_props = _post_props(props)
         out = []
         for i in range(count):
             post: dict[str, Any] = {"user": user, "message": parts[i] if i < len(parts) else "",
                                     "create_at": times[i], "type": post_type}
             if i == 0:
+                post["props"] = mm_props
                 post["edit_at"] = ms(rec["edited_at"])
                 post["is_pinned"] = bool(rec["is_pinned"]) or None
                 post["reactions"] = self._reactions(rec["reactions"], times[0])
@@ -599,8 +609,9 @@ class PackageWriter:
             if limit is not None and (row.size or 0) > limit:
                 self.counts.files_over_limit.append(f"{row.id} {row.name} ({row.size:,} bytes)")
                 continue
-            safe = re.sub(r"[^\w.\-]+", "_", row.name)[-120:] or "file"
-            path = f"{ATTACHMENTS}/{row.id}_{safe}"
+            # Mattermost names the imported file after the last part of the path: keep the real name.
+            safe = re.sub(r"[/\\\x00-\x1f]+", "_", row.name).strip()[-200:] or "file"
+            path = f"{ATTACHMENTS}/{row.id}/{safe}"
             paths.append(path)
             files.append((f"data/{path}", self.store.path(row.sha256)))
             self.counts.attachments += 1
@@ -645,9 +656,28 @@ class PackageWriter:
             conn.execute(packages.insert().values(number=number, **row))
 
 
+def _post_props(props: dict[str, Any]) -> dict[str, Any] | None:
+    """What Mattermost shows of a message's source props: Slack-style message attachments (Mattermost
+    renders the same format), when they fit its props limit."""
+    attachments = props.get("attachments")
+    if not isinstance(attachments, list) or not attachments or not all(isinstance(a, dict) for a in attachments):
+        return None
+    keep = {"attachments": attachments}
+    if len(orjson.dumps(keep)) > mm.MAX_PROPS_BYTES:
+        return None
+    return keep
+
+
 def channel_namespace(team_id: str | None, forced_team: str | None) -> str:
     """Channel names are unique per Mattermost team: the namespace of a channel's name."""
     return "channel:default" if forced_team or not team_id else f"channel:{team_id}"
+
+
+def _ms_or_none(text: str) -> int | None:
+    try:
+        return ms(text)
+    except ValueError:
+        return None
 
 
 def _deleted_ms(row: Any, props: dict[str, Any]) -> int | None:

@@ -23,6 +23,7 @@ TEAM_DESCRIPTION_MAX = 255
 EMAIL_MAX = 128
 NICKNAME_MAX = 64
 POSITION_MAX = 128
+MAX_PROPS_BYTES = 800_000  # PostPropsMaxRunes (runes; bytes is the safe side)
 
 RESERVED_USERNAMES = frozenset({"all", "channel", "matterbot", "system", "here", "everyone"})
 # A team name may not *start* with one of these (utils.go reservedName, prefix match).
@@ -129,8 +130,9 @@ def part_count(text_length: int, text: str | None, file_count: int) -> int:
     return max(text_parts, file_parts, 1)
 
 
-_MENTION = re.compile(r"(?<![\w@.])@([a-z0-9][a-z0-9.\-_]*[a-z0-9_]|[a-z0-9])", re.IGNORECASE)
-_CHANNEL_LINK = re.compile(r"(?<![\w~])~([a-z0-9][a-z0-9\-_]*)", re.IGNORECASE)
+# Canonical mentions carry the source's own name, which may hold any letters (`@josé`, `~projekt-ä`).
+_MENTION = re.compile(r"(?<![\w@.])@(\w[\w.\-]*\w|\w)")
+_CHANNEL_LINK = re.compile(r"(?<![\w~])~(\w[\w\-]*)")
 
 
 def rewrite_names(text: str, users: Mapping[str, str], channels: Mapping[str, str]) -> str:

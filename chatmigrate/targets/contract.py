@@ -102,6 +102,11 @@ class Target:
         """The saved cursor of every channel of one source and scope ({} when the target keeps none)."""
         return {}
 
+    def cursor_state(self) -> tuple[bool, str]:
+        """Whether the target already holds sync cursors, and a note for `sync --dry-run`; creates and
+        writes nothing."""
+        return False, "this target keeps no cursors: every run reads everything"
+
     def start_run(self, info: RunInfo) -> str | None:
         return None
 

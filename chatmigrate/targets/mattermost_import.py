@@ -178,6 +178,7 @@ class MattermostImport(Target):
         self._run: RunInfo | None = None
         self._book: mm.NameBook | None = None
         self._summary: dict[str, Any] = {}
+        self._sink: FindingSink | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "cm_", options: dict[str, str] | None = None) -> MattermostImport:
@@ -209,6 +210,10 @@ class MattermostImport(Target):
     def cursors(self, source: str, scope: str) -> dict[str, str]:
         return self.hub.cursors(source, scope)
 
+    def cursor_state(self) -> tuple[bool, str]:
+        exists, note = self.hub.cursor_state()
+        return exists, f"package {self.options.out}; hub {redact(self.hub_url)}: {note}"
+
     def start_run(self, info: RunInfo) -> str | None:
         self._run = info
         return self.hub.start_run(info)
@@ -218,6 +223,7 @@ class MattermostImport(Target):
 
     def checks(self, sink: FindingSink) -> Stage:
         self._book = self._load_book()
+        self._sink = sink
         return _Checks(self._book, self.options, sink)
 
     def load(self, items: Iterable[Record | Checkpoint]) -> LoadStats:
@@ -265,8 +271,20 @@ class MattermostImport(Target):
             if opener is not None and isinstance(item, Message) and item.files:
                 item = replace(item, files=tuple(self._stored(f, opener, known) for f in item.files))
             elif opener is not None and isinstance(item, Emoji) and item.file is not None:
-                item = replace(item, file=self._stored(item.file, opener, known))
+                item = replace(item, file=self._checked_image(item, self._stored(item.file, opener, known)))
             yield item
+
+    def _checked_image(self, emoji: Emoji, file: File) -> File:
+        """Mattermost decodes every emoji image of a package: one it cannot decode is marked (and left out)."""
+        if not file.sha256 or not self.store.has(file.sha256):
+            return file
+        problem = image_problem(self.store.path(file.sha256), file.name)
+        if problem is None:
+            return file
+        if self._sink is not None:
+            self._sink.add(Finding("CM213", f"emoji :{emoji.name}: image {file.name!r}: {problem}", "emoji", emoji.id,
+                                   emoji.origin))
+        return replace(file, props={**file.props, "image_error": problem})
 
     def _stored(self, file: File, opener: Any, known: set[str]) -> File:
         if file.sha256 and (file.sha256 in known or self.store.has(file.sha256)):
@@ -412,6 +430,29 @@ class _Checks:
         self._seen_ms[ms] = None
         if len(self._seen_ms) > _MS_WINDOW:
             self._seen_ms.popitem(last=False)
+
+
+def image_problem(path: Path, name: str) -> str | None:
+    """Why Mattermost could not decode this image (None when it can): PNG, GIF and JPEG are decoded
+    whole, an `.svg` must be XML."""
+    if name.lower().endswith(".svg"):
+        import xml.etree.ElementTree as ET
+
+        try:
+            ET.parse(path)
+        except ET.ParseError as exc:
+            return f"not an SVG document ({exc})"
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.format not in ("PNG", "GIF", "JPEG"):
+                return f"a {image.format} image; Mattermost reads PNG, GIF, JPEG and SVG"
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"not a whole image ({str(exc)[:120]})"
+    return None
 
 
 def _raw(record: Record) -> dict[str, Any]:

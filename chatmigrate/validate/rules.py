@@ -114,6 +114,9 @@ RULES: tuple[Rule, ...] = (
     Rule("CM212", "mm-guest-without-channels", "warning", "a guest who is a member of no channel (Mattermost "
          "cannot hold a guest outside every channel)", "imported deactivated, without team, as a regular "
          "account: reactivate and make them a guest by hand if they still need access"),
+    Rule("CM213", "mm-emoji-image-unreadable", "warning", "a custom emoji whose image is not a whole PNG, GIF, "
+         "JPEG or SVG (Mattermost decodes it and refuses the package otherwise)",
+         "the emoji is left out of the package; its image stays in the file store"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 

@@ -340,3 +340,15 @@ def test_the_checks_stage_alone_writes_nothing(tmp_path: Path) -> None:
     assert stage is not None
     assert len(list(stage(_world(messages=(_msg(1),))()))) == 6  # team, 2 users, channel, message, checkpoint
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_emoji_image_mattermost_cannot_decode_is_left_out(tmp_path: Path, mmvalidate: Validate) -> None:
+    broken = Emoji(id="e1", source="t", source_id="blob", name="blob", origin=Origin("emoji.json", 4),
+                   file=File(id="fe1", source="t", source_id="FE1", name="blob.gif", path="emoji/blob.gif"))
+    fine = Emoji(id="e2", source="t", source_id="ok", name="okay_blob",
+                 file=File(id="fe2", source="t", source_id="FE2", name="ok.gif", path="emoji/ok.gif"))
+    result, lines = _migrate(tmp_path, _world(messages=(broken, fine, _msg(1))), files={"fe1": GIF[:20], "fe2": GIF})
+    assert _codes(result)["CM213"] == 1
+    assert result.sink.examples["CM213"][0].location == "emoji.json:4"
+    assert [e["name"] for e in _of(lines, "emoji")] == ["okay_blob"]
+    assert mmvalidate(tmp_path / "out.zip")["ok"]
