@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import traceback
@@ -135,6 +136,36 @@ def sources(json_output: bool) -> None:
         return
     for item in found:
         click.echo(f"{item['name']:<20} {item['doc']}")
+
+
+@main.command()
+@json_option
+@speaks_errors
+def targets(json_output: bool) -> None:
+    """List the installed targets (URL schemes for --to) and what each can do.
+
+    \b
+    Example:
+      chatmigrate targets --json
+    """
+    from chatmigrate.targets import _factory, registered
+
+    found = []
+    for scheme, spec in sorted(registered().items()):
+        factory = _factory(spec)
+        cls = getattr(factory, "__self__", None) or factory
+        capabilities = getattr(cls, "capabilities", None)
+        if capabilities is None:  # the SQL factory: the loaders' shared declaration
+            from chatmigrate.loaders import Loader
+
+            capabilities = Loader.capabilities
+        found.append({"scheme": scheme, "factory": spec, **dataclasses.asdict(capabilities)})
+    if json_output:
+        _emit_json({"targets": found})
+        return
+    for item in found:
+        can = ", ".join(k for k in ("transactions", "cursors", "lock", "delta_output", "needs_email") if item[k])
+        click.echo(f"{item['scheme']:<20} {can}")
 
 
 @main.command()

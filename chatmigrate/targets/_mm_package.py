@@ -117,6 +117,8 @@ class PackageWriter:
         self.user_rename: dict[str, str] = {}  # old username → new, for mentions and the names file
         self.channel_rename: dict[str, str] = {}
         self.chans: dict[str, _Chan] = {}
+        # Source username → Mattermost username (a Mattermost source's `flagged_by` lists usernames).
+        self.by_source_name: dict[str, str] = {}
         self.line_hashes: list[tuple[str, str]] = []
 
     # -- the whole package ---------------------------------------------------------------------
@@ -253,6 +255,7 @@ class PackageWriter:
         for record_id, username in conn.execute(sa.select(t.c.id, t.c.username)):
             name = self.book.get("user", record_id) or mm.username(username)
             self.users[record_id] = name
+            self.by_source_name[username] = name
             if name != username:
                 self.user_rename[username] = name
 
@@ -515,8 +518,13 @@ class PackageWriter:
                                     .where(r.c.message_id.in_(chunk))
                                     .order_by(r.c.message_id, r.c.emoji, r.c.user_id)):
                 by_id[row.message_id]["reactions"].append(row)
-            for row in conn.execute(sa.select(f.c.message_id, f.c.id, f.c.name, f.c.size, f.c.sha256)
-                                    .where(f.c.message_id.in_(chunk)).order_by(f.c.message_id, f.c.id)):
+            kept = self.t["mm_files"]
+            query = (sa.select(f.c.message_id, f.c.id, f.c.name,
+                               sa.func.coalesce(kept.c.size, f.c.size).label("size"),
+                               sa.func.coalesce(kept.c.sha256, f.c.sha256).label("sha256"))
+                     .join(kept, kept.c.file_id == f.c.id, isouter=True)
+                     .where(f.c.message_id.in_(chunk)).order_by(f.c.message_id, f.c.id))
+            for row in conn.execute(query):
                 by_id[row.message_id]["files"].append(row)
 
     def _thread_payload(self, group: list[dict[str, Any]], chan: _Chan) -> tuple[dict[str, Any] | None,
@@ -577,8 +585,9 @@ class PackageWriter:
                 post["edit_at"] = ms(rec["edited_at"])
                 post["is_pinned"] = bool(rec["is_pinned"]) or None
                 post["reactions"] = self._reactions(rec["reactions"], times[0])
-                flagged = [self.users[u] for u in props.get("flagged_by_ids", ()) if u in self.users]
-                post["flagged_by"] = sorted(set(flagged)) or None
+                flagged = props.get("flagged_by") if isinstance(props.get("flagged_by"), list) else ()
+                names = {self.by_source_name[u] for u in flagged if isinstance(u, str) and u in self.by_source_name}
+                post["flagged_by"] = sorted(names) or None
             if i < len(chunks):
                 post["attachments"] = [{"path": path} for path in chunks[i]]
             out.append(post)

@@ -179,6 +179,9 @@ class MattermostImport(Target):
         self._book: mm.NameBook | None = None
         self._summary: dict[str, Any] = {}
         self._sink: FindingSink | None = None
+        # file id → (sha256, size) of bytes stored this run: saved in cm_mm_files, so a later source
+        # that only knows the file's metadata (an API) does not make the package lose it.
+        self._stored_files: dict[str, tuple[str, int]] = {}
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "cm_", options: dict[str, str] | None = None) -> MattermostImport:
@@ -235,6 +238,7 @@ class MattermostImport(Target):
         from chatmigrate.targets._mm_package import PackageWriter
 
         book = self._book or self._load_book()
+        self._save_stored_files()
         writer = PackageWriter(self.hub.engine, self.hub.prefix, self._metadata, self.options, self.store, book,
                                progress)
         self._summary = writer.write()
@@ -274,6 +278,22 @@ class MattermostImport(Target):
                 item = replace(item, file=self._checked_image(item, self._stored(item.file, opener, known)))
             yield item
 
+    def _save_stored_files(self) -> None:
+        if not self._stored_files:
+            return
+        files = self.table("mm_files")
+        with self.hub.engine.begin() as conn:
+            known = {row[0] for row in conn.execute(sa.select(files.c.file_id))}
+            rows = [{"file_id": fid, "sha256": sha, "size": size} for fid, (sha, size) in self._stored_files.items()]
+            new = [r for r in rows if r["file_id"] not in known]
+            old = [{"fid": r["file_id"], "sha": r["sha256"], "n": r["size"]} for r in rows if r["file_id"] in known]
+            if new:
+                conn.execute(files.insert(), new)
+            if old:
+                conn.execute(files.update().where(files.c.file_id == sa.bindparam("fid"))
+                             .values(sha256=sa.bindparam("sha"), size=sa.bindparam("n")), old)
+        self._stored_files.clear()
+
     def _checked_image(self, emoji: Emoji, file: File) -> File:
         """Mattermost decodes every emoji image of a package: one it cannot decode is marked (and left out)."""
         if not file.sha256 or not self.store.has(file.sha256):
@@ -288,6 +308,7 @@ class MattermostImport(Target):
 
     def _stored(self, file: File, opener: Any, known: set[str]) -> File:
         if file.sha256 and (file.sha256 in known or self.store.has(file.sha256)):
+            self._stored_files[file.id] = (file.sha256, file.size or 0)
             return file
         try:
             handle = opener(file)
@@ -298,6 +319,7 @@ class MattermostImport(Target):
         with handle:
             sha256, size = self.store.put(handle)
         known.add(sha256)
+        self._stored_files[file.id] = (sha256, size)
         if file.sha256 and file.sha256 != sha256:
             # The export changed under us or lied about its bytes: keep what we really hold.
             return replace(file, sha256=sha256, size=size, props={**file.props, "sha256_declared": file.sha256})
