@@ -119,10 +119,19 @@ class PackageWriter:
         self.chans: dict[str, _Chan] = {}
         # Source username → Mattermost username (a Mattermost source's `flagged_by` lists usernames).
         self.by_source_name: dict[str, str] = {}
-        self.line_hashes: list[tuple[str, str]] = []
+        # (root id, hash) of every thread line that changed, spooled to disk: one per thread, too many
+        # to hold at a million messages; applied to cm_mm_posts once the package is in place.
+        self.line_hashes: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in write()
+        self.changed_lines = 0
 
     # -- the whole package ---------------------------------------------------------------------
     def write(self) -> dict[str, Any]:
+        try:
+            return self._write()
+        finally:
+            self.line_hashes.close()
+
+    def _write(self) -> dict[str, Any]:
         with self.engine.begin() as conn:
             self._name_unnamed(conn)
             self._save_names(conn)
@@ -445,7 +454,8 @@ class PackageWriter:
                 data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
                 line_hash = hashlib.md5(data).hexdigest()
                 if line_hash != root["line_hash"]:
-                    self.line_hashes.append((root["id"], line_hash))
+                    self.line_hashes.write(f"{root['id']}\t{line_hash}\n".encode())
+                    self.changed_lines += 1
                 elif self.options.delta:
                     self.counts.skipped_unchanged += len(group)
                     continue
@@ -653,10 +663,17 @@ class PackageWriter:
 
     def _record(self, conn: sa.Connection, number: int, path: Path, written: bool, head_hash: str) -> None:
         posts, packages = self.t["mm_posts"], self.t["mm_packages"]
-        for start in range(0, len(self.line_hashes), 10_000):
-            conn.execute(posts.update().where(posts.c.message_id == sa.bindparam("mid"))
-                         .values(line_hash=sa.bindparam("h")),
-                         [{"mid": mid, "h": h} for mid, h in self.line_hashes[start:start + 10_000]])
+        update = posts.update().where(posts.c.message_id == sa.bindparam("mid")).values(line_hash=sa.bindparam("h"))
+        self.line_hashes.seek(0)
+        batch: list[dict[str, str]] = []
+        for line in self.line_hashes:
+            mid, _, value = line.decode().rstrip("\n").partition("\t")
+            batch.append({"mid": mid, "h": value})
+            if len(batch) >= 10_000:
+                conn.execute(update, batch)
+                batch = []
+        if batch:
+            conn.execute(update, batch)
         row = {"path": str(path), "sha256": _file_hash(path), "head_hash": head_hash,
                "post_lines": self.counts.lines.get("post", 0) + self.counts.lines.get("direct_post", 0)}
         if conn.execute(sa.select(packages.c.number).where(packages.c.number == number)).first():
