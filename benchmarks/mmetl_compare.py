@@ -263,9 +263,11 @@ def compare(messages: int, seed: int, work: Path) -> dict[str, Any]:
 
 
 def git_commit() -> str:
-    argv = ["git", "rev-parse", "--short", "HEAD"]
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
-    return proc.stdout.strip()
+    """HEAD's short hash, with `+dirty` when chatmigrate/ has uncommitted changes (they are what ran)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "chatmigrate") else "")
 
 
 # -- tables -------------------------------------------------------------------------------------------------

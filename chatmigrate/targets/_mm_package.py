@@ -100,6 +100,7 @@ class Counts:
     groups_as_private: int = 0
     skipped_unchanged: int = 0
     guests_deactivated: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def add(self, kind: str, n: int = 1) -> None:
         self.lines[kind] = self.lines.get(kind, 0) + n
@@ -190,6 +191,7 @@ class PackageWriter:
             lines.append("  lines: " + ", ".join(f"{k} {v:,}" for k, v in c.lines.items()))
             lines.append(f"  attachments {c.attachments:,} ({c.attachment_bytes:,} bytes); files without bytes "
                          f"left out: {c.files_without_bytes:,}; over max_file_bytes: {len(c.files_over_limit):,}")
+            lines += [f"  note: {note}" for note in c.notes]
             lines.append(f"  names: {self.options.out}.names.json; then: mmctl import upload {path.name} && "
                          f"mmctl import process <uploaded name>")
         return {"package": str(path) if path else None, "status": status, "number": number,
@@ -198,7 +200,7 @@ class PackageWriter:
                 "files_over_limit": c.files_over_limit[:100], "emails_generated": c.emails_generated,
                 "split_posts": c.split_posts, "groups_as_private_channels": c.groups_as_private,
                 "direct_left_out": c.direct_left_out, "guests_without_channels_deactivated": c.guests_deactivated,
-                "posts_unchanged_left_out": c.skipped_unchanged,
+                "posts_unchanged_left_out": c.skipped_unchanged, "notes": c.notes,
                 "names_file": f"{self.options.out}.names.json", "lines": lines}
 
     # -- names ---------------------------------------------------------------------------------
@@ -335,7 +337,7 @@ class PackageWriter:
         pending = next(memberships, None)
         default_team = teams[self._default_team(teams)]["name"]
         bots: list[bytes] = []
-        owner = self.options.bot_owner
+        owner = self._bot_owner()
         query = sa.select(t.c.id, t.c.username, t.c.email, t.c.display_name, t.c.first_name, t.c.last_name,
                           t.c.is_bot, t.c.is_deleted, t.c.role, t.c.props).order_by(t.c.id)
         for row in conn.execute(query):
@@ -361,6 +363,18 @@ class PackageWriter:
                                      "roles": "system_user", "delete_at": 1}))
             self.users[""] = AUTHORLESS
             self.counts.add("user")
+
+    def _bot_owner(self) -> str | None:
+        """The package username of `bot_owner` (given as the source or the Mattermost username), or None:
+        Mattermost refuses a bot whose owner is not a user, so bots then stay plain users (and the
+        summary says why)."""
+        wanted = self.options.bot_owner
+        if not wanted:
+            return None
+        owner = self.by_source_name.get(wanted) or (wanted if wanted in set(self.users.values()) else None)
+        if owner is None:
+            self.counts.notes.append(f"bot_owner={wanted!r} is not a user of this package: bots imported as users")
+        return owner
 
     def _has_authorless(self, conn: sa.Connection) -> bool:
         """Is any message without an author (or by one the hub does not hold)?"""

@@ -352,3 +352,16 @@ def test_an_emoji_image_mattermost_cannot_decode_is_left_out(tmp_path: Path, mmv
     assert result.sink.examples["CM213"][0].location == "emoji.json:4"
     assert [e["name"] for e in _of(lines, "emoji")] == ["okay_blob"]
     assert mmvalidate(tmp_path / "out.zip")["ok"]
+
+
+def test_bots_get_an_owner_that_exists_or_stay_users(tmp_path: Path, mmvalidate: Validate) -> None:
+    bot = _user(3, "CI Bot", is_bot=True, role="bot")
+    make = _world(extra_users=(bot,), messages=(_msg(1, user="u3"),))
+    (tmp_path / "a").mkdir()
+    _, lines = _migrate(tmp_path / "a", make, query="default_email_domain=example.com&bot_owner=ann")
+    assert [b["username"] for b in _of(lines, "bot")] == ["ci_bot"] and _of(lines, "bot")[0]["owner"] == "ann"
+    assert mmvalidate(tmp_path / "a" / "out.zip")["ok"]
+    (tmp_path / "b").mkdir()
+    result, lines = _migrate(tmp_path / "b", make, query="default_email_domain=example.com&bot_owner=nobody")
+    assert _of(lines, "bot") == [] and "ci_bot" in {u["username"] for u in _of(lines, "user")}
+    assert "not a user of this package" in result.target_summary["notes"][0]
