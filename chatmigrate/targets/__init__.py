@@ -33,6 +33,7 @@ _BUILTIN = {
     "mysql": "chatmigrate.loaders:sql_target",
     "mariadb": "chatmigrate.loaders:sql_target",
     "mattermost-import": "chatmigrate.targets.mattermost_import:MattermostImport.from_url",
+    "rocketchat": "chatmigrate.targets.rocketchat:RocketChat.from_url",
 }
 
 

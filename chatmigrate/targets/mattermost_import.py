@@ -23,15 +23,12 @@ previous package), `hub=URL`, `max_file_bytes=N` (larger attachments are listed 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import sqlalchemy as sa
@@ -42,6 +39,7 @@ from chatmigrate.mappings import name_set
 from chatmigrate.model import Channel, Checkpoint, Emoji, File, Item, Message, Record, Rejected, Team, User
 from chatmigrate.redact import redact
 from chatmigrate.targets import _mm_rules as mm
+from chatmigrate.targets._filestore import FileStore
 from chatmigrate.targets._mm_package import SYSTEM_EMOJI
 from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Stage, Target
 from chatmigrate.validate.findings import Finding, FindingSink
@@ -91,39 +89,6 @@ def parse_url(url: str, options: dict[str, str]) -> tuple[PackageOptions, str | 
                           delta=delta in ("true", "1", "yes"),
                           max_file_bytes=int(max_bytes) if max_bytes is not None else None,
                           bot_owner=query.get("bot_owner") or None), query.get("hub") or None
-
-
-class FileStore:
-    """File bytes stored once by content: `<root>/<sha256[:2]>/<sha256>`. The same picture posted in
-    ten channels is one file; a partial copy never takes a final name (written, then renamed)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256
-
-    def has(self, sha256: str | None) -> bool:
-        return bool(sha256) and self.path(sha256).is_file()  # type: ignore[arg-type]
-
-    def put(self, handle: IO[bytes]) -> tuple[str, int]:
-        """Copy the stream into the store; return its SHA-256 and size."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".part-", delete=False) as temp:
-            try:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    temp.write(chunk)
-            except BaseException:
-                temp.close()
-                os.unlink(temp.name)
-                raise
-        final = self.path(digest.hexdigest())
-        final.parent.mkdir(exist_ok=True)
-        os.replace(temp.name, final)
-        return digest.hexdigest(), size
 
 
 def hub_tables(prefix: str) -> sa.MetaData:

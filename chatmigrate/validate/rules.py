@@ -117,6 +117,16 @@ RULES: tuple[Rule, ...] = (
     Rule("CM213", "mm-emoji-image-unreadable", "warning", "a custom emoji whose image is not a whole PNG, GIF, "
          "JPEG or SVG (Mattermost decodes it and refuses the package otherwise)",
          "the emoji is left out of the package; its image stays in the file store"),
+    Rule("CM301", "rc-name-changed", "warning", "a username or room name Rocket.Chat refuses (its default "
+         "UTF8_Names_Validation allows only 0-9 a-z A-Z - _ .; `all` and `here` are mentions)",
+         "renamed to a valid name, kept in chatmigrate_names for later runs; mentions and channel links follow"),
+    Rule("CM302", "rc-name-collision", "warning", "two records that would get the same Rocket.Chat name (names "
+         "compare without regard to case), or a name the server already uses",
+         "the later one gets a numbered suffix, kept in chatmigrate_names"),
+    Rule("CM303", "rc-text-split", "warning", "message text longer than Rocket.Chat's Message_MaxAllowedSize "
+         "(5,000 characters)", "split at line or word boundaries into continuation replies of the same thread"),
+    Rule("CM304", "rc-file-without-bytes", "info", "a file the source lists without its bytes",
+         "its upload record is written incomplete (complete: false) with the message; nothing in GridFS"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 

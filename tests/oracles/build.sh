@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the Go test oracles (Mattermost's bulk-import validator wrapper and
-# mmetl) into a cache folder and print the binaries' paths.
+# Build the Go test oracles (Mattermost's bulk-import validator wrapper,
+# mmetl and FerretDB) into a cache folder and print the binaries' paths.
 #   usage: tests/oracles/build.sh [OUT_DIR]   (default: <repo>/.cache/oracles)
 # A binary is rebuilt only when it is missing or older than its go.mod/go.sum
 # (and main.go for mmvalidate). Needs Go >= 1.24 and access to the Go module
@@ -45,5 +45,14 @@ if stale "$OUT/mmetl" "$ETL/go.mod" "$ETL/go.sum"; then
     (cd "$ETL" && go build -trimpath -o "$OUT/mmetl" github.com/mattermost/mmetl)
 fi
 
+# FerretDB 1.24 (a MongoDB wire server on SQLite) for the Rocket.Chat target's tests; its own command
+# panics outside FerretDB's repository, so a small main embeds its `ferretdb` package.
+FDB="$HERE/ferretdb"
+if stale "$OUT/ferretdb" "$FDB/go.mod" "$FDB/go.sum" "$FDB/main.go"; then
+    echo "building ferretdb ..." >&2
+    (cd "$FDB" && go build -trimpath -o "$OUT/ferretdb" .)
+fi
+
 echo "$OUT/mmvalidate"
 echo "$OUT/mmetl"
+echo "$OUT/ferretdb"

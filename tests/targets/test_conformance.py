@@ -1,5 +1,6 @@
 """The target contract (chatmigrate/targets/contract.py), one suite that every target gets for free:
-the SQL targets on real servers (SQLite, PostgreSQL, MariaDB) and the Mattermost package target.
+the SQL targets on real servers (SQLite, PostgreSQL, MariaDB), the Mattermost package target and the
+Rocket.Chat target (its MongoDB, on FerretDB).
 
 Each target kind says how to take a fingerprint of everything it wrote; the rules are the same."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +27,7 @@ from tests.loaders.synth import items
 
 from .helpers import RecordSource, unzip_lines
 
-KINDS = ["sqlite", "postgresql", "mariadb", "mattermost-import"]
+KINDS = ["sqlite", "postgresql", "mariadb", "mattermost-import", "rocketchat"]
 T0 = datetime(2022, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
@@ -33,6 +35,11 @@ T0 = datetime(2022, 5, 6, 7, 8, 9, tzinfo=UTC)
 def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "mattermost-import":
         yield f"mattermost-import://{tmp_path}/out.zip?default_email_domain=example.com"
+        return
+    if request.param == "rocketchat":
+        # A fresh database per test on the session's FerretDB server.
+        base = request.getfixturevalue("ferretdb")
+        yield f"rocketchat+mongodb://{base.removeprefix('mongodb://')}/cmtest_{uuid.uuid4().hex[:12]}"
         return
     yield from _target_url(request.param, tmp_path)
 
@@ -45,10 +52,20 @@ def _run(url: str, make: Callable[[], Iterator[Item]], location: str = "synth") 
         target.close()
 
 
+def mongo_documents(target: Any) -> dict[str, list[Any]]:
+    """Every document of a Rocket.Chat target's database by collection, `_id` order; the run records
+    (one per run, by design) left out."""
+    db = target.db
+    return {name: [db[name].find_one({"_id": d["_id"]}) for d in db[name].find({}, {"_id": 1}).sort("_id", 1)]
+            for name in sorted(db.list_collection_names()) if name != "chatmigrate_runs"}
+
+
 def fingerprint(url: str) -> Any:
-    """Everything the target holds: its tables, or the package bytes and the hub's tables."""
+    """Everything the target holds: its tables, the package bytes and the hub's tables, or the documents."""
     target = target_for(url)
     try:
+        if url.startswith("rocketchat+"):
+            return mongo_documents(target)
         if url.startswith("mattermost-import:"):
             package = target.options.out  # type: ignore[attr-defined]
             return hashlib.sha256(package.read_bytes()).hexdigest(), dump_loader(target.hub)  # type: ignore[attr-defined]
@@ -58,7 +75,7 @@ def fingerprint(url: str) -> Any:
 
 
 def test_every_builtin_target_is_registered() -> None:
-    assert {"sqlite", "postgresql", "mysql", "mariadb", "mattermost-import"} <= set(registered())
+    assert {"sqlite", "postgresql", "mysql", "mariadb", "mattermost-import", "rocketchat"} <= set(registered())
 
 
 def test_a_second_identical_run_changes_nothing(target_url: str) -> None:
@@ -85,6 +102,11 @@ def test_every_record_is_accounted_for(target_url: str) -> None:
             reactions = sum(len(p.get("reactions", ())) + sum(len(r.get("reactions", ())) for r in p.get("replies", ()))
                             for p in posts)
             assert reactions == result.counts["reactions"]["loaded"]
+        elif target_url.startswith("rocketchat+"):
+            db = target.db  # type: ignore[attr-defined]
+            live = db.rocketchat_message.count_documents({})
+            trashed = db.rocketchat__trash.count_documents({})
+            assert live + trashed >= 200  # long texts may become several messages, never fewer
         else:
             assert dump_loader(target)["messages"].__len__() == 200  # type: ignore[arg-type]
     finally:
@@ -146,6 +168,9 @@ def _secret_url(url: str) -> str:
     """The target URL with a password where the target takes one (PostgreSQL trust accepts any)."""
     if url.startswith("postgresql"):
         return sa.engine.make_url(url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    if url.startswith("rocketchat+"):
+        # FerretDB 1.24 without authentication accepts any user and password through PLAIN.
+        return url.replace("://", "://chat:s3cret-pw@", 1) + "?authMechanism=PLAIN"
     return url
 
 
@@ -157,10 +182,13 @@ def test_secrets_never_appear_in_output_or_stored_data(target_url: str, tmp_path
     target: Target = target_for(url)
     try:
         output += target.safe_url + json.dumps(target.summary(), default=str)
-        sql = getattr(target, "hub", target)
-        runs = sql.table("runs")
-        with sql.engine.connect() as conn:
-            output += json.dumps([list(row) for row in conn.execute(sa.select(runs))], default=str)
+        if url.startswith("rocketchat+"):
+            output += json.dumps(list(target.db.chatmigrate_runs.find({})), default=str)  # type: ignore[attr-defined]
+        else:
+            sql = getattr(target, "hub", target)
+            runs = sql.table("runs")
+            with sql.engine.connect() as conn:
+                output += json.dumps([list(row) for row in conn.execute(sa.select(runs))], default=str)
         stored = fingerprint(url)
     finally:
         target.close()
