@@ -162,15 +162,20 @@ def message_docs(message: Message, room: Room, directory: Directory,
     if system is not None:
         base["t"] = system
         base["groupable"] = False
+    if message.kind == "encrypted":
+        # End-to-end encrypted: the ciphertext as it was; only the room's members' keys open it.
+        base["t"] = "e2e"
+        base["e2e"] = message.props.get("e2e") if isinstance(message.props.get("e2e"), str) else "done"
     if message.kind == "bot":
         base["bot"] = message.props.get("bot") if isinstance(message.props.get("bot"), dict) else {"i": "imported"}
     if message.thread_root_id:
         base["tmid"] = meteor_id("message", message.thread_root_id)
         if message.props.get("tshow"):
             base["tshow"] = True
-    if mentions:
+    if system is None:
+        # Always present, as Rocket.Chat's own sendMessage writes them: readers take an absent
+        # `channels` list to mean "unresolved" and read every `#word` as a channel link.
         base["mentions"] = mentions
-    if channels:
         base["channels"] = channels
     _edits(base, message, directory)
     parts = split_message(text) if len(text) > MAX_MESSAGE else [text]

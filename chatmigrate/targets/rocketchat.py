@@ -533,8 +533,9 @@ class _Writer:
         if exists and old == content:
             return upload_id
         if stored and sha is not None:
-            with contextlib.suppress(gridfs.errors.NoFile):
-                self.bucket.delete(upload_id)
+            if exists:  # changed bytes replace the old ones (a new upload has none to delete)
+                with contextlib.suppress(gridfs.errors.NoFile):
+                    self.bucket.delete(upload_id)
             with self.store.path(sha).open("rb") as data:
                 self.bucket.upload_from_stream_with_id(upload_id, file.name, data,
                                                        metadata={"contentType": doc["type"]})

@@ -56,7 +56,7 @@ def mongo_documents(target: Any) -> dict[str, list[Any]]:
     """Every document of a Rocket.Chat target's database by collection, `_id` order; the run records
     (one per run, by design) left out."""
     db = target.db
-    return {name: [db[name].find_one({"_id": d["_id"]}) for d in db[name].find({}, {"_id": 1}).sort("_id", 1)]
+    return {name: list(db[name].find({}).sort("_id", 1))
             for name in sorted(db.list_collection_names()) if name != "chatmigrate_runs"}
 
 
