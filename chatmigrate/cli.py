@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from chatmigrate import __version__, extractors, pipeline
 from chatmigrate import sync as syncing
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.loaders import loader_for
-from chatmigrate.redact import redact
+from chatmigrate.options import build as build_extractor
+from chatmigrate.options import known_options
+from chatmigrate.redact import printable, redact
 from chatmigrate.targets import DEFAULT_TARGET, target_for
 from chatmigrate.validate import ValidationOptions, report
 
@@ -26,8 +29,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"chatmigrate: error: {redact(message)}", err=True)
+    click.echo(f"chatmigrate: error: {printable(redact(message))}", err=True)
     sys.exit(code)
+
+
+def _notice(message: str) -> None:
+    """One line on stderr while the run goes on (e.g. a server being waited for)."""
+    click.echo(f"chatmigrate: {printable(redact(message))}", err=True)
 
 
 def speaks_errors(func: F) -> F:
@@ -57,7 +65,12 @@ def speaks_errors(func: F) -> F:
 
 
 def _emit_json(data: dict[str, Any]) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    """The JSON document on stdout (the human summary and every message go to stderr)."""
+    try:
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:  # a lone surrogate read from the input, which orjson refuses: escape it instead
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str)
+    click.echo(text)
 
 
 def _options_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -72,7 +85,8 @@ def _options_map(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _extractor(location: str, source: str | None, option: tuple[str, ...]) -> extractors.Extractor:
     cls = extractors.load(source) if source else extractors.detect(location)
-    return cls(location, _options_map(option))
+    built: extractors.Extractor = build_extractor(cls, location, _options_map(option))
+    return built
 
 
 def _progress(json_output: bool, quiet: bool) -> bool:
@@ -130,7 +144,8 @@ def sources(json_output: bool) -> None:
     for name, entry in sorted(extractors.registered().items()):
         cls = entry.load()
         found.append({"name": name, "source": cls.source, "module": entry.value,
-                      "doc": ((cls.__module__ and sys.modules[cls.__module__].__doc__) or "").strip().split("\n")[0]})
+                      "doc": ((cls.__module__ and sys.modules[cls.__module__].__doc__) or "").strip().split("\n")[0],
+                      "options": known_options(cls)})
     if json_output:
         _emit_json({"sources": found})
         return
@@ -187,7 +202,7 @@ def inspect(location: str, source: str | None, option: tuple[str, ...], json_out
     if json_output:
         _emit_json(found.as_json())
         return
-    click.echo(f"{location}: {found.source} (scope {found.scope})")
+    click.echo(printable(f"{found.location}: {found.source} (scope {found.scope})"))
     for kind, n in found.counts.items():
         click.echo(f"  {kind:<12} {n:>10,}")
     if found.unreadable or found.skipped:
@@ -246,7 +261,10 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
 
 def _target(url: str, prefix: str, default_email_domain: str | None) -> Any:
     options = {"default_email_domain": default_email_domain} if default_email_domain else {}
-    return target_for(url, prefix=prefix, options=options)
+    target = target_for(url, prefix=prefix, options=options)
+    if hasattr(target, "notify"):
+        target.notify = _notice
+    return target
 
 
 @main.command()
@@ -314,6 +332,7 @@ def schema(target: str, prefix: str, apply_: bool, retry_for: float) -> None:
     """
     loader = loader_for(target, prefix=prefix)
     loader.retry_seconds = retry_for
+    loader.notify = _notice
     try:
         if not apply_:
             click.echo(loader.ddl(), nl=False)
@@ -351,9 +370,10 @@ def sync(config: Path, dry_run: bool, retry_for: float, json_output: bool, quiet
             _emit_json(plan.as_json())
         else:
             for line in plan.lines():
-                click.echo(line)
+                click.echo(printable(line))
         sys.exit(plan.exit_code)
-    outcome = syncing.run_sync(settings, progress=_progress(json_output, quiet), retry_seconds=retry_for)
+    outcome = syncing.run_sync(settings, progress=_progress(json_output, quiet), retry_seconds=retry_for,
+                               notify=_notice)
     if json_output:
         _emit_json({"command": "sync", "config": str(config), "target": outcome.target, "dry_run": False,
                     "exit_code": outcome.exit_code,
@@ -365,5 +385,5 @@ def sync(config: Path, dry_run: bool, retry_for: float, json_output: bool, quiet
             if o.result is not None:
                 report.print_summary(o.result, functools.partial(click.echo, err=True))
             else:
-                click.echo(f"chatmigrate: error: {o.error}", err=True)
+                click.echo(f"chatmigrate: error: {printable(o.error or '')}", err=True)
     sys.exit(outcome.exit_code)

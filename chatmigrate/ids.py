@@ -16,9 +16,13 @@ def record_id(source: str, scope: str, kind: str, native_key: str) -> str:
     Computed as RFC 4122 §4.3 does (SHA-1 of namespace + name, version and variant bits set), without
     building uuid.UUID objects: this runs once per record and reference, millions of times a run.
     tests/test_ids.py proves it equals uuid.uuid5.
+
+    A key holding a lone surrogate (an invalid `\\ud800` escape in the export) has no UTF-8 form; it is
+    encoded with "surrogatepass", which is deterministic and leaves every valid key's bytes (and so
+    every existing id) unchanged, instead of aborting the run.
     """
     digest = _NAMESPACE_HASH.copy()
-    digest.update(f"{source}|{scope}|{kind}|{native_key}".encode())
+    digest.update(f"{source}|{scope}|{kind}|{native_key}".encode("utf-8", "surrogatepass"))
     raw = bytearray(digest.digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50
     raw[8] = (raw[8] & 0x3F) | 0x80

@@ -8,6 +8,10 @@ from typing import Any, ClassVar, Literal
 
 ChannelKind = Literal["public", "private", "direct", "group"]
 RECORD_KINDS = ("teams", "users", "channels", "emoji", "messages", "reactions", "files")
+# props key under which an extractor keeps, as read, the fields of a record that had the wrong JSON type
+# (`{"user": 12, "members[2]": {...}}`); the record is built without them and the validator reports
+# them (CM120). See extractors/_fields.py.
+UNREADABLE_FIELDS = "unreadable_fields"
 
 
 @dataclass(frozen=True, slots=True)

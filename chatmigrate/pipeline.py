@@ -290,5 +290,6 @@ def inventory(extractor: Extractor, location: str, progress: bool = True) -> Inv
         tally.add(item)
         unreadable += isinstance(item, Unreadable)
         skipped += isinstance(item, Skipped)
-    return Inventory(extractor.name, location, extractor.scope, tally.by_kind, tally.first_at, tally.last_at,
-                     unreadable, skipped)
+    # The location as given may carry credentials (an API URL with user:password@): never shown.
+    return Inventory(extractor.name, redact(location), extractor.scope, tally.by_kind, tally.first_at,
+                     tally.last_at, unreadable, skipped)

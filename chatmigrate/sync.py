@@ -1,6 +1,6 @@
 """Incremental sync (DESIGN §6): `chatmigrate sync CONFIG.toml`, the job cron runs until switch-off.
 
-One run: read and check the TOML config (schemas/sync-config.schema.json), take the target's sync lock
+One run: read and check the TOML config (chatmigrate/schemas/sync-config.schema.json), take the target's sync lock
 (`Loader.lock`: advisory lock / GET_LOCK / flock) so overlapping runs cannot collide, then run the
 ordinary pipeline once per `[[source]]`. The pipeline reads each channel's cursor from cm_sync_state and
 the loader advances it only in the transaction of the data; sync only moves each cursor back by the
@@ -19,20 +19,23 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import orjson
-import sqlalchemy as sa
 
 from chatmigrate import extractors, pipeline
+from chatmigrate import options as extractor_options
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
-from chatmigrate.redact import redact
+from chatmigrate.loaders import database_url
+from chatmigrate.redact import is_secret_name, redact
 from chatmigrate.targets import TARGET_ENV, Target, target_for
 from chatmigrate.validate import ValidationOptions
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "sync-config.schema.json"
+# Package data (chatmigrate/schemas/, which the top-level schemas/ links to), so a wheel install has it.
+SCHEMA_PATH = files("chatmigrate") / "schemas" / "sync-config.schema.json"
 DEFAULT_OVERLAP_MINUTES = 60.0
 DEFAULT_REJECTS = "chatmigrate-rejects.jsonl"
 ENV_SUFFIX = "_env"
@@ -139,12 +142,17 @@ def _resolve_path(value: str, base: Path) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
-def _url_password(url: str) -> str | None:
-    """The password a database target URL holds (a package target holds none)."""
+def _url_passwords(url: str) -> list[str]:
+    """The credentials a database target URL holds: its password, and query parameters such as
+    `?password=` or `?sslpassword=` that the drivers accept as well (a package target holds none)."""
     if url.startswith("mattermost-import:"):
-        return None
-    password = sa.engine.make_url(url).password
-    return None if password is None else str(password)
+        return []
+    parsed = database_url(url, where="target")
+    found = [] if parsed.password is None else [str(parsed.password)]
+    for key, value in parsed.query.items():
+        if is_secret_name(key):
+            found.extend([value] if isinstance(value, str) else value)
+    return found
 
 
 def _resolve_package(raw: str, base: Path) -> str:
@@ -160,11 +168,7 @@ def _resolve_package(raw: str, base: Path) -> str:
 def _resolve_target(raw: str, base: Path, where: str) -> str:
     if raw.startswith("mattermost-import:"):
         return _resolve_package(raw, base)
-    try:
-        url = sa.engine.make_url(raw)
-    except sa.exc.ArgumentError:
-        raise UsageError(f"{where}: {redact(raw)!r} is not a database URL (e.g. sqlite:///chat.db, "
-                         "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db)") from None
+    url = database_url(raw, where=f"{where}:")
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not url.database.startswith("file:") and not Path(url.database).is_absolute():
         url = url.set(database=str(base / url.database))
@@ -191,14 +195,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> SyncCon
 
     if "target" in data:
         target, from_env = _resolve_target(data["target"], base, f"{path}: target"), False
-        if _url_password(target) is not None:
+        if _url_passwords(target):
             raise UsageError(f"{path}: target: the URL holds a password; keep it out of the file (use ~/.pgpass, "
                              f"~/.my.cnf, or set {TARGET_ENV} in the job's environment and drop target)")
     elif environ.get(TARGET_ENV):
         target, from_env = _resolve_target(environ[TARGET_ENV], Path.cwd(), f"{TARGET_ENV}"), True
-        password = _url_password(target)
-        if password:
-            secrets.add(str(password))
+        secrets.update(p for p in _url_passwords(target) if p)
     else:
         raise UsageError(f"{path}: target: missing; add target = \"URL\" to the file or set {TARGET_ENV}")
 
@@ -210,6 +212,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> SyncCon
         if name not in extractors.registered():
             known = ", ".join(sorted(extractors.registered()))
             raise UsageError(f"{path}: {where} from: unknown source {name!r}; known: {known}")
+        cls = extractors.load(name)
+        extractor_options.check_names(cls, [key.removesuffix(ENV_SUFFIX) if key.endswith(ENV_SUFFIX) else key
+                                            for key in raw.get("options") or {}], f"{path}: {where} options.")
         options: dict[str, str] = {}
         origins: dict[str, str] = {}
         for key, value in (raw.get("options") or {}).items():
@@ -269,7 +274,8 @@ def _adjuster(extractor: Any, overlap_minutes: float) -> Callable[[str], str] | 
 
 
 def _extractor(config: SyncConfig, source: SourceConfig) -> Any:
-    return extractors.load(source.name)(source.location, dict(source.options))
+    return extractor_options.build(extractors.load(source.name), source.location, source.options,
+                                   f"{source.label} options.")
 
 
 @contextmanager
@@ -286,12 +292,16 @@ def _masked(config: SyncConfig) -> Iterator[None]:
         raise clean from None
 
 
-def run_sync(config: SyncConfig, *, progress: bool = False, retry_seconds: float = 60.0) -> SyncOutcome:
-    """Hold the target's lock and sync every source in turn; a failing source does not stop the others."""
+def run_sync(config: SyncConfig, *, progress: bool = False, retry_seconds: float = 60.0,
+             notify: Callable[[str], None] | None = None) -> SyncOutcome:
+    """Hold the target's lock and sync every source in turn; a failing source does not stop the others.
+    `notify` hears, in one line, when the target starts retrying a failure (a server that is down)."""
     with _masked(config):
         loader = target_for(config.target, prefix=config.prefix)
     if hasattr(loader, "retry_seconds"):
         loader.retry_seconds = retry_seconds
+    if notify is not None and hasattr(loader, "notify"):
+        loader.notify = lambda line: notify(config.hide(line))
     outcomes: list[SourceOutcome] = []
     try:
         with _masked(config), loader.lock():

@@ -153,11 +153,12 @@ def test_bad_text_is_repaired_and_recorded(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["migrate", "/no/such/export.zip"], "chatmigrate: error: /no/such/export.zip: not a source chatmigrate "
-                                             "recognises"),
+        # issue 12 #15: a missing path is named as missing, not as an unknown form
+        (["migrate", "/no/such/export.zip"], "chatmigrate: error: /no/such/export.zip: no such file or folder"),
         (["migrate", "--from", "nope", "x"], "chatmigrate: error: unknown source 'nope'; known:"),
         (["migrate", str(SAMPLE), "--to", "notaurl"], "chatmigrate: error: --to 'notaurl' is not a target URL"),
-        (["migrate", str(SAMPLE), "--to", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db", "--retry-for", "1"],
+        # --retry-for 0: no retry, so no "retrying" notice before the one error line.
+        (["migrate", str(SAMPLE), "--to", "postgresql+psycopg://u:s3cret@127.0.0.1:1/db", "--retry-for", "0"],
          "chatmigrate: error: postgresql+psycopg://u:***@127.0.0.1:1/db: creating the schema failed"),
     ],
 )

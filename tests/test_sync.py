@@ -268,9 +268,9 @@ def test_config_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     config = write_config(tmp_path, f"""target = "sqlite:///data/chat.db"
 prefix = "mm_"
 [[source]]
-from = "mattermost-export"
+from = "mattermost-api"
 location = "exports/mm.zip"
-options = {{ scope = "acme", per_page = 50, password_env = "{TOKEN_VAR}" }}
+options = {{ scope = "acme", per_page = 50, token_env = "{TOKEN_VAR}" }}
 """)
     monkeypatch.setenv(TOKEN_VAR, "pw-from-env")
     loaded = load_config(config)
@@ -278,7 +278,7 @@ options = {{ scope = "acme", per_page = 50, password_env = "{TOKEN_VAR}" }}
     assert loaded.rejects == tmp_path / "chatmigrate-rejects.jsonl" and loaded.prefix == "mm_"
     [source] = loaded.sources
     assert source.location == str(tmp_path / "exports" / "mm.zip") and source.overlap_minutes == 60
-    assert dict(source.options) == {"scope": "acme", "per_page": "50", "password": "pw-from-env"}
+    assert dict(source.options) == {"scope": "acme", "per_page": "50", "token": "pw-from-env"}
     assert "pw-from-env" not in repr(loaded) and loaded.hide("x pw-from-env y") == "x *** y"
 
 

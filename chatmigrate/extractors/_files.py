@@ -3,11 +3,14 @@ JSON arrays element by element with line numbers, JSON lines with line numbers."
 
 from __future__ import annotations
 
+import bisect
+import io
 import json
 import os
 import re
 import struct
 import zipfile
+from array import array
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -15,6 +18,9 @@ from typing import IO, Any
 import orjson
 
 from chatmigrate.errors import InputError
+from chatmigrate.extractors._limits import READ_ERRORS, CappedReader, Limits
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first bytes: a member, or an empty archive
 
 
 class _PackedInfos(dict):  # type: ignore[type-arg]
@@ -28,13 +34,22 @@ class _PackedInfos(dict):  # type: ignore[type-arg]
 
     _LAYOUT = struct.Struct("<QQQIHHIH")
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Every entry's header offset, sorted once the directory is read: where each entry must end.
+        self.offsets = array("q")
+
     def __setitem__(self, name: str, info: Any) -> None:
+        try:
+            packed = self._LAYOUT.pack(info.header_offset, info.compress_size, info.file_size, info.CRC,
+                                       info.compress_type, info.flag_bits, info.external_attr, info._raw_time)
+        except struct.error as exc:  # a negative offset or size: only a damaged directory says that
+            raise zipfile.BadZipFile(f"corrupt central directory entry for {name!r}") from exc
+        self.offsets.append(info.header_offset)
         if info.orig_filename != name:  # a name zipfile had to normalise: keep it whole (rare)
             super().__setitem__(name, info)
             return
-        super().__setitem__(name, self._LAYOUT.pack(
-            info.header_offset, info.compress_size, info.file_size, info.CRC, info.compress_type,
-            info.flag_bits, info.external_attr, info._raw_time))
+        super().__setitem__(name, packed)
 
     def get(self, name: str, default: Any = None) -> Any:
         packed = super().get(name)
@@ -64,12 +79,33 @@ class _Uncollected(list):  # type: ignore[type-arg]
 
 
 class _CompactZipFile(zipfile.ZipFile):
-    """A read-only ZipFile whose table of contents costs ~200 bytes a member, not ~800."""
+    """A read-only ZipFile whose table of contents costs ~200 bytes a member, not ~800.
+
+    Replacing zipfile's tables also bypasses the overlapping-entries check of recent CPython releases
+    (gh-109858, which walks the full ZipInfo list; 3.11.7 has none): `overlaps` re-implements it on the
+    packed table, for every Python version.
+    """
 
     def _RealGetContents(self) -> None:
         self.filelist = _Uncollected()
-        self.NameToInfo = _PackedInfos()
+        infos = _PackedInfos()
+        self.NameToInfo = infos
         super()._RealGetContents()
+        infos.offsets = array("q", sorted(infos.offsets))
+
+    def overlaps(self, info: zipfile.ZipInfo) -> bool:
+        """Whether `info`'s data runs into the next entry (or the central directory): entries that share
+        bytes are how "overlapping" zip bombs make a small archive inflate to terabytes."""
+        infos = self.NameToInfo
+        assert isinstance(infos, _PackedInfos)
+        offsets = infos.offsets
+        first = bisect.bisect_left(offsets, info.header_offset)
+        after = bisect.bisect_right(offsets, info.header_offset)
+        if after - first > 1:
+            return True  # two entries start at the same place
+        end = offsets[after] if after < len(offsets) else self.start_dir
+        # A local header is at least 30 bytes plus one per character of the name.
+        return info.header_offset + 30 + len(info.filename) + info.compress_size > end
 
 
 class ExportFiles:
@@ -77,11 +113,13 @@ class ExportFiles:
 
     Member names are POSIX paths relative to the export root. Members that would escape the root
     (`..`, absolute paths, symlinks out of a folder) are refused with InputError when opened and
-    listed in `unsafe` so the caller can report them.
+    listed in `unsafe` so the caller can report them. What is read from one member is bounded by
+    `limits` (see _limits.py).
     """
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, limits: Limits | None = None) -> None:
         self.location = location
+        self.limits = limits or Limits()
         self.path = Path(location)
         self.unsafe: list[str] = []
         self._zip: zipfile.ZipFile | None = None
@@ -92,9 +130,12 @@ class ExportFiles:
             try:
                 self._zip = _CompactZipFile(self.path)
                 self._names = self._zip_names()
-            except (zipfile.BadZipFile, OSError) as exc:
+            except READ_ERRORS as exc:
                 raise InputError(f"cannot read the zip archive ({exc}); is the download complete?",
                                  location=location) from exc
+        elif looks_like_zip(self.path):
+            raise InputError("the zip archive is unreadable (truncated or corrupt: its table of contents at the "
+                             "end is missing); is the download complete?", location=location)
         elif self.path.exists():
             raise InputError("neither a folder nor a zip archive", location=location)
         else:
@@ -171,29 +212,55 @@ class ExportFiles:
             return self._zip.getinfo(self._prefix + name).file_size
         return (self.path / (self._prefix + name)).stat().st_size
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str, limit: int | None = None, option: str = "max_member_bytes") -> IO[bytes]:
+        """A member as a binary stream. Every failure to read it, now or while reading, is an InputError
+        naming it. A zip member is refused before reading when its declared size is over `limit`
+        (default: limits.member_bytes, lifted by the extractor `option`) or its compression ratio over
+        limits.ratio, and is cut off at `limit` whatever it declared; a folder's file (no bomb possible)
+        is limited only when a `limit` is given."""
+        where = self.describe(name)
         if not self.exists(name):
             raise InputError("not found in the export, or refused because its path escapes the export",
-                             location=self.describe(name))
+                             location=where)
         try:
             if self._zip is not None:
-                return self._zip.open(self._prefix + name)
-            return (self.path / (self._prefix + name)).open("rb")
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise InputError(f"cannot read ({exc}); the archive may be truncated or corrupt",
-                             location=self.describe(name)) from exc
+                assert isinstance(self._zip, _CompactZipFile)
+                info = self._zip.getinfo(self._prefix + name)
+                limit = self.limits.member_bytes if limit is None else limit
+                self.limits.check(where, info.file_size, info.compress_size if info.compress_type else None,
+                                  limit, option)
+                if self._zip.overlaps(info):
+                    raise InputError("its data overlaps another entry of the zip (a zip bomb's construction); "
+                                     "not read", location=where)
+                inner: IO[bytes] = self._zip.open(self._prefix + name)
+            else:
+                path = self.path / (self._prefix + name)
+                if limit is not None:
+                    self.limits.check(where, path.stat().st_size, None, limit, option)
+                inner = path.open("rb")
+        except READ_ERRORS as exc:
+            raise InputError(f"cannot read ({type(exc).__name__}: {exc}); the archive may be truncated or corrupt",
+                             location=where) from exc
+        return io.BufferedReader(CappedReader(inner, where, limit if limit is not None else 1 << 62, option),
+                                 1 << 16)
 
     def read_bytes(self, name: str) -> bytes:
-        with self.open(name) as handle:
-            try:
-                return handle.read()
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise InputError(f"cannot read ({exc}); the archive may be truncated or corrupt",
-                                 location=self.describe(name)) from exc
+        """A member read whole (a JSON document), at most limits.document_bytes."""
+        with self.open(name, self.limits.document_bytes, "max_document_bytes") as handle:
+            return handle.read()
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+
+def looks_like_zip(path: Path) -> bool:
+    """A file that starts like a zip (whether or not the rest of it can be read)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) in ZIP_MAGIC
+    except OSError:
+        return False
 
 
 _decoder = json.JSONDecoder()
@@ -260,7 +327,8 @@ def iter_json_array(data: bytes, where: str) -> Iterator[tuple[int, Any]]:
         raise InputError(f"not UTF-8 text (byte {exc.start}); re-export the file", location=where) from exc
     pos = _skip_space(text, 0)
     if pos == len(text):
-        return
+        # Slack writes "[]" for nothing: an empty file is a cut-off download or a failed write.
+        raise InputError("empty file; expected a JSON array (at least [])", location=where)
     if text[pos] != "[":
         raise InputError("expected a JSON array", location=f"{where}:{_line_at(text, pos)}")
     pos = _skip_space(text, pos + 1)
@@ -272,6 +340,8 @@ def iter_json_array(data: bytes, where: str) -> Iterator[tuple[int, Any]]:
             element, end = _decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON ({exc.msg})", location=f"{where}:{exc.lineno}") from exc
+        except RecursionError as exc:  # thousands of nested brackets: no export writes that
+            raise InputError("JSON nested too deeply to read", location=f"{where}:{_line_at(text, pos)}") from exc
         line += text.count("\n", line_pos, pos)
         line_pos = pos
         yield line, element

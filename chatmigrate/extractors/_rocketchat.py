@@ -22,6 +22,19 @@ from bson.datetime_ms import DatetimeMS
 from bson.decimal128 import Decimal128
 from bson.timestamp import Timestamp
 
+from chatmigrate.extractors._fields import (
+    UNREADABLE,
+    ListOf,
+    Spec,
+    checked,
+    is_bool,
+    is_id,
+    is_list,
+    is_number,
+    is_object,
+    is_text,
+    is_time,
+)
 from chatmigrate.ids import record_id
 from chatmigrate.markup.rocketchat import to_markdown
 from chatmigrate.model import (
@@ -93,6 +106,32 @@ SYSTEM_KINDS = {
 }
 
 
+def _is_key(value: Any) -> bool:
+    """What native_id reads: an id string, an ObjectId, an integer."""
+    return is_id(value) or isinstance(value, ObjectId) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+# The type of every field read (see _fields.py): a field of another type is left out and reported.
+_KEY = _is_key
+_REF = Spec(_id=_KEY, username=is_text)
+_USER_SPEC = Spec(username=is_text, name=is_text, type=is_text, roles=ListOf(is_text), active=is_bool,
+                  emails=ListOf(Spec(address=is_text)), services=is_object)
+_ROOM_SPEC = Spec(t=is_text, name=is_text, fname=is_text, topic=is_text, description=is_text, uids=ListOf(_KEY),
+                  usernames=ListOf(is_text), prid=_KEY, u=_REF, archived=is_bool, ts=is_time, _updatedAt=is_time)
+_EMOJI_SPEC = Spec(name=is_text, extension=is_text)
+_FILE_SPEC = Spec(_id=_KEY, name=is_text, type=is_text, size=is_number, typeGroup=is_text)
+_UPLOAD_SPEC = Spec(name=is_text, type=is_text, size=is_number, uploadedAt=is_time)
+_MESSAGE_SPEC = Spec(msg=is_text, t=is_text, u=_REF, editedBy=_REF, pinnedBy=_REF, editedAt=is_time,
+                     pinnedAt=is_time, _updatedAt=is_time, _deletedAt=is_time, tmid=_KEY, drid=_KEY,
+                     reactions=is_object, files=ListOf(_FILE_SPEC), file=_FILE_SPEC, channels=is_list,
+                     urls=ListOf(Spec(url=is_text)), pinned=is_bool, tshow=is_bool)
+
+
+def _keep_bad(props: dict[str, Any], bad: Mapping[str, Any]) -> None:
+    if bad:
+        props[UNREADABLE] = jsonable(dict(bad))
+
+
 @lru_cache(maxsize=1 << 16)
 def rid_of(kind: str, scope: str, native: str) -> str:
     # Cached: user, room and thread-root ids repeat on every message (uuid5 is the hottest call).
@@ -150,6 +189,7 @@ def convert_user(doc: Mapping[str, Any], scope: str, origin: Origin | None,
     native = native_id(doc.get("_id"))
     if native is None:
         return Unreadable("users", "CM002", "user document without an _id", _safe_user(doc), origin)
+    doc, bad = checked(doc, _USER_SPEC)
     roles = [r for r in doc.get("roles") or [] if isinstance(r, str)]
     kind = doc.get("type") if isinstance(doc.get("type"), str) else None
     emails = doc.get("emails") if isinstance(doc.get("emails"), list) else []
@@ -175,6 +215,7 @@ def convert_user(doc: Mapping[str, Any], scope: str, origin: Origin | None,
     extra = _extra(doc, _USER_CONSUMED)
     if extra:
         props["extra"] = extra
+    _keep_bad(props, {k: v for k, v in bad.items() if not k.startswith("services")})  # never credentials
     is_bot = kind in ("bot", "app") or "bot" in roles
     role = "admin" if "admin" in roles else "guest" if "guest" in roles else "user"
     return User(
@@ -201,6 +242,7 @@ def convert_room(doc: Mapping[str, Any], scope: str, member_ids: Iterable[str], 
     raw = jsonable(doc)
     if native is None:
         return Unreadable("channels", "CM002", "room document without an _id", raw, origin)
+    doc, bad = checked(doc, _ROOM_SPEC)
     room_type = doc.get("t")
     if room_type in SKIPPED_ROOM_TYPES:
         return Skipped("channels", f"room {native}: {SKIPPED_ROOM_TYPES[room_type]}", raw, origin)
@@ -234,6 +276,7 @@ def convert_room(doc: Mapping[str, Any], scope: str, member_ids: Iterable[str], 
         props["usernames"] = usernames
     if deleted_at is not None:
         props["deleted_at"] = deleted_at
+    _keep_bad(props, bad)
     creator = native_id(_sub(doc, "u").get("_id"))
     archived = doc.get("archived") is True
     return Channel(
@@ -253,7 +296,9 @@ def convert_emoji(doc: Mapping[str, Any], scope: str, file: File | None, origin:
     if native is None or not isinstance(doc.get("name"), str):
         return Unreadable("emoji", "CM002", "custom emoji without an _id or a name",
                           jsonable(doc), origin)
+    doc, bad = checked(doc, _EMOJI_SPEC)
     props: dict[str, Any] = {}
+    _keep_bad(props, bad)
     if doc.get("aliases"):
         props["aliases"] = jsonable(doc["aliases"])
     if doc.get("extension"):
@@ -264,7 +309,8 @@ def convert_emoji(doc: Mapping[str, Any], scope: str, file: File | None, origin:
 
 def emoji_file_name(doc: Mapping[str, Any]) -> str:
     """The GridFS file name of a custom emoji image (`<name>.<extension>`)."""
-    return f"{doc.get('name')}.{doc.get('extension') or 'png'}"
+    extension = doc.get("extension") if isinstance(doc.get("extension"), str) else None
+    return f"{doc.get('name')}.{extension or 'png'}"
 
 
 def emoji_file(doc: Mapping[str, Any], scope: str, *, size: int | None = None, sha256: str | None = None,
@@ -297,7 +343,8 @@ def file_from_entry(entry: Mapping[str, Any], scope: str, upload: Mapping[str, A
     native = native_id(entry.get("_id"))
     if native is None:
         return None
-    upload = upload or {}
+    entry, bad = checked(entry, _FILE_SPEC)
+    upload, bad_upload = checked(upload or {}, _UPLOAD_SPEC)
     name = entry.get("name") or upload.get("name") or native
     size = upload.get("size") if isinstance(upload.get("size"), int) else entry.get("size")
     props: dict[str, Any] = {}
@@ -306,6 +353,7 @@ def file_from_entry(entry: Mapping[str, Any], scope: str, upload: Mapping[str, A
             props[key if key != "typeGroup" else "type_group"] = jsonable(upload[key])
     if bytes_note:
         props["bytes"] = bytes_note
+    _keep_bad(props, {**bad, **{f"upload.{k}": v for k, v in bad_upload.items()}})
     return File(
         id=rid_of("file", scope, native), source=SOURCE, source_id=native, name=str(name),
         mime_type=entry.get("type") or upload.get("type") or None,
@@ -342,13 +390,16 @@ def convert_message(doc: Mapping[str, Any], ctx: MessageContext, origin: Origin 
     native = native_id(doc.get("_id"))
     if native is None:
         return Unreadable("messages", "CM002", "message document without an _id", jsonable(doc), origin)
+    original = doc
+    doc, bad = checked(doc, _MESSAGE_SPEC)
     room = native_id(doc.get("rid"))
     created = as_time(doc.get("ts"))
     if room is None or created is None:
         if room is None:
-            return Unreadable("messages", "CM005", f"message {native} has no room id (rid)", jsonable(doc), origin)
+            return Unreadable("messages", "CM005", f"message {native} has no room id (rid)", jsonable(original),
+                              origin)
         return Unreadable("messages", "CM004", f"message {native} has no readable time (ts={doc.get('ts')!r})",
-                          jsonable(doc), origin)
+                          jsonable(original), origin)
     author = native_id(_sub(doc, "u").get("_id"))
     system = doc.get("t") if isinstance(doc.get("t"), str) and doc.get("t") else None
     text = doc.get("msg") if isinstance(doc.get("msg"), str) else ""
@@ -415,6 +466,7 @@ def convert_message(doc: Mapping[str, Any], ctx: MessageContext, origin: Origin 
     extra = _extra(doc, _MESSAGE_CONSUMED)
     if extra:
         props["extra"] = extra
+    _keep_bad(props, bad)
     root = native_id(doc.get("tmid"))
     return Message(
         id=rid_of("message", scope, native), source=SOURCE, source_id=native,

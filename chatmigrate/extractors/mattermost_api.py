@@ -30,6 +30,18 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from chatmigrate.errors import InputError, UsageError
+from chatmigrate.extractors._fields import (
+    UNREADABLE,
+    ListOf,
+    Spec,
+    checked,
+    either,
+    is_bool,
+    is_id,
+    is_number,
+    is_object,
+    is_text,
+)
 from chatmigrate.extractors._http import HttpClient, paged
 from chatmigrate.extractors._mattermost import (
     DEFAULT_SCOPE,
@@ -69,6 +81,29 @@ MAX_PER_PAGE = 200
 SINCE_CAP = 1000
 
 
+# The type of every field read (see _fields.py): a field of another type is left out and reported.
+_MS = either(is_number, is_text)
+_TEAM = Spec(id=is_id, name=is_text, display_name=is_text, description=is_text)
+_USER = Spec(id=is_id, username=is_text, email=is_text, first_name=is_text, last_name=is_text, nickname=is_text,
+             roles=is_text, is_bot=is_bool, delete_at=_MS, timezone=is_object, bot_description=is_text)
+_CHANNEL = Spec(id=is_id, name=is_text, type=is_text, team_id=is_id, display_name=is_text, header=is_text,
+                purpose=is_text, creator_id=is_id, create_at=_MS, delete_at=_MS)
+_EMOJI = Spec(id=is_id, name=is_text, creator_id=is_id, create_at=_MS)
+_POST = Spec(user_id=is_id, root_id=is_id, message=is_text, type=is_text, props=is_object, edit_at=_MS,
+             delete_at=_MS, is_pinned=is_bool, file_ids=ListOf(is_id), has_reactions=is_bool,
+             metadata=Spec(reactions=ListOf(Spec(user_id=is_id, emoji_name=is_text, create_at=_MS)),
+                           files=ListOf(Spec(id=is_id, name=is_text, mime_type=is_text, size=is_number,
+                                             create_at=_MS))))
+
+
+def _clean(raw: Any, spec: Spec) -> Any:
+    """`raw` without its fields of the wrong type, those kept under UNREADABLE (non-objects as they are)."""
+    if not isinstance(raw, dict):
+        return raw
+    clean, bad = checked(raw, spec)
+    return {**clean, UNREADABLE: bad} if bad else raw
+
+
 def _is_http_url(location: str) -> bool:
     parsed = urlparse(location)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
@@ -79,6 +114,13 @@ class MattermostApi:
 
     name: ClassVar[str] = "mattermost-api"
     source: ClassVar[str] = SOURCE
+    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
+    known_options: ClassVar[dict[str, str]] = {
+        "token": "personal access token (better: $CHATMIGRATE_MATTERMOST_TOKEN)",
+        "scope": "server the ids are scoped to (default: mattermost)",
+        "per_page": "items per API page, 1-200 (an integer)",
+        "max_wait": "longest wait for a rate-limited or unavailable server, in seconds (a number)",
+    }
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -152,12 +194,14 @@ class MattermostApi:
 
     def _teams(self) -> Iterator[Item]:
         for raw in self._pages("/api/v4/teams"):
-            if not isinstance(raw, dict) or not raw.get("name"):
+            raw = _clean(raw, _TEAM)
+            if not isinstance(raw, dict) or not raw.get("name") or not raw.get("id"):
                 yield Unreadable("teams", "CM002", "team without a name", raw, self._origin("/api/v4/teams"))
                 continue
             key = name_key(raw["name"])
             self._team_names[raw["id"]] = key
-            props = {k: raw[k] for k in ("type", "allow_open_invite", "scheme_id") if raw.get(k) not in (None, "")}
+            props = {k: raw[k] for k in ("type", "allow_open_invite", "scheme_id", UNREADABLE)
+                     if raw.get(k) not in (None, "")}
             yield Team(self._id("team", key), SOURCE, key, key, display_name=raw.get("display_name") or None,
                        description=raw.get("description") or None, props=props,
                        origin=self._origin(f"/api/v4/teams/{raw['id']}"))
@@ -166,6 +210,7 @@ class MattermostApi:
         """Emit every user (deactivated ones and bots included); return their ids."""
         ids: list[str] = []
         for raw in self._pages("/api/v4/users"):
+            raw = _clean(raw, _USER)
             if not isinstance(raw, dict) or not raw.get("username") or not raw.get("id"):
                 yield Unreadable("users", "CM002", "user without id or username", raw, self._origin("/api/v4/users"))
                 continue
@@ -177,8 +222,8 @@ class MattermostApi:
 
     def _user(self, raw: dict[str, Any], key: str) -> User:
         is_bot = bool(raw.get("is_bot"))
-        props: dict[str, Any] = {k: raw[k] for k in ("nickname", "position", "locale", "roles", "auth_service")
-                                 if raw.get(k) not in (None, "")}
+        props: dict[str, Any] = {k: raw[k] for k in ("nickname", "position", "locale", "roles", "auth_service",
+                                                     UNREADABLE) if raw.get(k) not in (None, "")}
         deleted = ms_to_datetime(raw.get("delete_at"))
         if deleted is not None:
             props["deleted_at"] = deleted.isoformat()
@@ -201,6 +246,7 @@ class MattermostApi:
         for user_id in user_ids:
             listed = self.http.get_json(f"/api/v4/users/{user_id}/channels", {"include_deleted": "true"})
             for raw in listed if isinstance(listed, list) else ():
+                raw = _clean(raw, _CHANNEL)
                 if isinstance(raw, dict) and raw.get("id"):
                     channels.setdefault(raw["id"], raw)
                     members.setdefault(raw["id"], []).append(user_id)
@@ -242,7 +288,7 @@ class MattermostApi:
         else:
             members = tuple(dict.fromkeys(self._id("user", self._username(i)) for i in member_ids))
         creator = raw.get("creator_id")
-        props = {"mm_id": raw["id"]}
+        props = {"mm_id": raw["id"], **({UNREADABLE: raw[UNREADABLE]} if UNREADABLE in raw else {})}
         return Channel(self._id("channel", key), SOURCE, key, team, name, kind, display_name=display,
                        topic=raw.get("header") or None, purpose=raw.get("purpose") or None,
                        created_at=ms_to_datetime(raw.get("create_at")),
@@ -252,6 +298,7 @@ class MattermostApi:
 
     def _emoji(self) -> Iterator[Item]:
         for raw in self._pages("/api/v4/emoji"):
+            raw = _clean(raw, _EMOJI)
             if not isinstance(raw, dict) or not raw.get("name") or not raw.get("id"):
                 yield Unreadable("emoji", "CM002", "emoji without id or name", raw, self._origin("/api/v4/emoji"))
                 continue
@@ -262,7 +309,8 @@ class MattermostApi:
             creator = raw.get("creator_id")
             yield Emoji(self._id("emoji", key), SOURCE, key, key,
                         creator_id=self._id("user", self._username(creator)) if creator else None, file=image,
-                        props={"mm_id": raw["id"]}, origin=self._origin(f"/api/v4/emoji/{raw['id']}"))
+                        props={"mm_id": raw["id"], **({UNREADABLE: raw[UNREADABLE]} if UNREADABLE in raw else {})},
+                        origin=self._origin(f"/api/v4/emoji/{raw['id']}"))
 
     # -- posts ---------------------------------------------------------------------------------
     def _channel_posts(self, channel_id: str, cursor: str | None) -> dict[str, dict[str, Any]]:
@@ -293,6 +341,7 @@ class MattermostApi:
         self._post_keys = {}  # per channel: memory stays O(largest channel)
         posts: dict[str, dict[str, Any]] = {}
         for post_id, post in answer.items():
+            post = _clean(post, _POST)
             if not post.get("user_id") or ms_to_datetime(post.get("create_at")) is None:
                 yield Unreadable("messages", "CM002", "post without user_id or a positive create_at", post,
                                  self._origin(f"/api/v4/posts/{post_id}"))
@@ -357,6 +406,8 @@ class MattermostApi:
         post_type = post.get("type") or ""
         mm_props = post.get("props") if isinstance(post.get("props"), dict) else {}
         props: dict[str, Any] = {"mm_id": post["id"]}
+        if UNREADABLE in post:
+            props[UNREADABLE] = post[UNREADABLE]
         if mm_props:
             props["props"] = mm_props
         if post_type:
@@ -381,7 +432,9 @@ class MattermostApi:
             raw = self.http.get_json(f"/api/v4/posts/{post['id']}/reactions")
         reactions: dict[tuple[str, str], Reaction] = {}
         for entry in raw if isinstance(raw, list) else ():
-            if isinstance(entry, dict) and entry.get("user_id") and entry.get("emoji_name"):
+            # Metadata was type-checked with the post; reactions fetched apart are checked here.
+            if isinstance(entry, dict) and is_id(entry.get("user_id")) and entry["user_id"] and \
+                    isinstance(entry.get("emoji_name"), str) and entry["emoji_name"]:
                 reaction = Reaction(str(entry["emoji_name"]).strip(":"), self._id("user", self._username(
                     entry["user_id"])), ms_to_datetime(entry.get("create_at")))
                 reactions.setdefault((reaction.emoji, reaction.user_id), reaction)
@@ -395,11 +448,12 @@ class MattermostApi:
         files: list[File] = []
         sequence = Sequencer()
         for info in infos if isinstance(infos, list) else ():
-            if not isinstance(info, dict) or not info.get("id"):
+            if not isinstance(info, dict) or not is_id(info.get("id")) or not info["id"]:
                 continue
             name = str(info.get("name") or info["id"])
             key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
-            files.append(File(self._id("file", key), SOURCE, key, name, mime_type=info.get("mime_type") or None,
+            mime = info.get("mime_type") if isinstance(info.get("mime_type"), str) else None
+            files.append(File(self._id("file", key), SOURCE, key, name, mime_type=mime or None,
                               size=info.get("size") if isinstance(info.get("size"), int) else None,
                               source_url=f"{self.base_url}/api/v4/files/{info['id']}",
                               created_at=ms_to_datetime(info.get("create_at")) or created,

@@ -38,7 +38,6 @@ import io
 import mimetypes
 import re
 import tempfile
-import zipfile
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -50,7 +49,20 @@ from typing import IO, Any, ClassVar
 import orjson
 
 from chatmigrate.errors import InputError
-from chatmigrate.extractors._files import ExportFiles
+from chatmigrate.extractors._fields import (
+    UNREADABLE,
+    ListOf,
+    Spec,
+    checked,
+    either,
+    is_bool,
+    is_number,
+    is_object,
+    is_text,
+)
+from chatmigrate.extractors._files import ExportFiles, looks_like_zip
+from chatmigrate.extractors._limits import OPTIONS as LIMIT_OPTIONS
+from chatmigrate.extractors._limits import Limits
 from chatmigrate.extractors._mattermost import (
     DEFAULT_SCOPE,
     EPOCH,
@@ -102,6 +114,21 @@ _CONSUMED = {"team", "channel", "user", "message", "create_at", "edit_at", "is_p
 # User fields kept in props (display preferences, notify settings and passwords are not migrated).
 _USER_PROPS = ("nickname", "position", "locale", "roles", "auth_service", "auth_data", "profile_image")
 _SKIPPED_KINDS = {"role": "roles", "scheme": "schemes"}
+# The type of every field read (see _fields.py): a field of another type is left out and reported.
+_MS = either(is_number, is_text)  # ms_to_datetime also reads digits in a string
+_BODY_SPECS = {
+    "team": Spec(name=is_text, display_name=is_text, description=is_text),
+    "channel": Spec(team=is_text, name=is_text, type=is_text, display_name=is_text, header=is_text, purpose=is_text,
+                    deleted_at=_MS),
+    "user": Spec(username=is_text, email=is_text, first_name=is_text, last_name=is_text, nickname=is_text,
+                 roles=is_text, delete_at=_MS,
+                 teams=ListOf(Spec(name=is_text, channels=ListOf(Spec(name=is_text))))),
+    "bot": Spec(username=is_text, display_name=is_text, delete_at=_MS),
+    "direct_channel": Spec(members=ListOf(is_text), participants=ListOf(Spec(username=is_text)), header=is_text),
+    "emoji": Spec(name=is_text, image=is_text),
+}
+# Reactions, replies and attachments of the wrong shape are already rejected one by one (CM002).
+_POST = Spec(message=is_text, type=is_text, props=is_object, edit_at=_MS, is_pinned=is_bool)
 
 
 # -- reading the export ---------------------------------------------------------------------------
@@ -119,16 +146,28 @@ def _read_line(handle: IO[bytes], limit: int) -> tuple[bytes, int, bool]:
 
 
 class _Tee(io.RawIOBase):
-    """Reads a stream and writes what it read to `copy` (the zip member → temp file copy)."""
+    """Reads a stream and writes what it read to `copy` (the zip member → temp file copy).
+
+    A member that cannot be read to its end (corrupt, over a limit) ends early instead of failing:
+    the scan keeps every line before the damage, and `error` says what happened.
+    """
 
     def __init__(self, source: IO[bytes], copy: IO[bytes]) -> None:
         self._source, self._copy = source, copy
+        self.error: InputError | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
+        if self.error is not None:
+            return 0
+        try:
+            # read1: one read of the member at a time, so a failure loses only that read's bytes.
+            data = self._source.read1(len(buffer))  # type: ignore[attr-defined]
+        except InputError as exc:
+            self.error = exc
+            return 0
         buffer[:len(data)] = data
         self._copy.write(data)
         return len(data)
@@ -180,12 +219,16 @@ class _Attachments:
         return self._files.open(member) if self._files is not None else (self._folder / member).open("rb")
 
     def measure(self, member: str) -> tuple[int, str]:
+        """(size, sha256) of a member; InputError naming it when it cannot be read."""
         digest = hashlib.sha256()
         size = 0
-        with self.open(member) as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
+        try:
+            with self.open(member) as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:  # a file next to a plain .jsonl (zip members fail as InputError already)
+            raise InputError(f"cannot read ({exc})", location=member) from exc
         return size, digest.hexdigest()
 
 
@@ -239,6 +282,7 @@ class _Index:
     other: _Lines = field(default_factory=_Lines)
     superseded: list[Skipped] = field(default_factory=list)
     version_line: int = 0
+    broken: Unreadable | None = None  # the rest of the file, when it could not be read to the end
 
 
 class MattermostExport:
@@ -246,6 +290,13 @@ class MattermostExport:
 
     name: ClassVar[str] = "mattermost-export"
     source: ClassVar[str] = SOURCE
+    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
+    known_options: ClassVar[dict[str, str]] = {
+        "scope": "server the ids are scoped to (default: mattermost)",
+        "max_line_bytes": "longest JSONL line read, in bytes (an integer)",
+        "max_member_bytes": LIMIT_OPTIONS["max_member_bytes"],
+        "max_ratio": LIMIT_OPTIONS["max_ratio"],
+    }
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -259,19 +310,14 @@ class MattermostExport:
                 return any(_file_starts_with_version(p) for p in candidates[:20])
             if not path.is_file():
                 return False
-            if zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as archive:
-                    names = [i.filename for i in archive.infolist() if not i.is_dir()]
-                    tops = {n.split("/", 1)[0] for n in names}
-                    prefix = tops.pop() + "/" if len(tops) == 1 and all("/" in n for n in names) else ""
-                    members = _root_jsonl(n[len(prefix):] for n in names if n.startswith(prefix))
-                    for member in members[:20]:
-                        with archive.open(prefix + member) as handle:
-                            if _first_line_is_version(handle):
-                                return True
-                return False
+            if looks_like_zip(path):
+                files = ExportFiles(location)
+                try:
+                    return any(cls._is_bulk(files, member) for member in _root_jsonl(files.names())[:20])
+                finally:
+                    files.close()
             return _file_starts_with_version(path)
-        except (OSError, zipfile.BadZipFile, ValueError):
+        except (OSError, InputError, ValueError):
             return False
 
     def __init__(self, location: str, options: Mapping[str, str] | None = None) -> None:
@@ -279,7 +325,10 @@ class MattermostExport:
         self.options = dict(options or {})
         self._scope = self.options.get("scope") or DEFAULT_SCOPE
         self.max_line_bytes = int(self.options.get("max_line_bytes") or MAX_LINE_BYTES)
+        self._limits = Limits.from_options(self.options)
         self._user_ids: dict[str, str] = {}
+        # Attachment members that could not be read: open_file must not hand them to a target.
+        self._unreadable_members: set[str] = set()
 
     @property
     def scope(self) -> str:
@@ -301,10 +350,10 @@ class MattermostExport:
         path = Path(self.location)
         if not path.exists():
             raise InputError("no such file or folder", location=self.location)
-        if not (path.is_dir() or zipfile.is_zipfile(path)):
+        if not (path.is_dir() or looks_like_zip(path)):
             handle = stack.enter_context(path.open("rb"))
             return handle, handle, path.name, _Attachments(None, path.parent, self.location)
-        files = ExportFiles(self.location)
+        files = ExportFiles(self.location, self._limits)
         stack.callback(files.close)
         members = [m for m in _root_jsonl(files.names()) if self._is_bulk(files, m)]
         if not members:
@@ -346,7 +395,9 @@ class MattermostExport:
         if attachments is None or not file.path or not file.path.startswith("data/"):
             return None
         member = attachments.locate(file.path.removeprefix("data/"))
-        return attachments.open(member) if member is not None else None
+        if member is None or member in self._unreadable_members:
+            return None
+        return attachments.open(member)
 
     # -- first pass -------------------------------------------------------------------------------
     def _scan(self, handle: IO[bytes], where: str) -> _Index:
@@ -354,8 +405,15 @@ class MattermostExport:
         offset = 0
         number = 0
         while True:
-            raw, consumed, too_long = _read_line(handle, self.max_line_bytes)
+            try:
+                raw, consumed, too_long = _read_line(handle, self.max_line_bytes)
+            except InputError as exc:  # a folder's file that fails (a zip member ends early: _Tee)
+                index.broken = _broken_rest(exc, where, number, offset)
+                break
             if not consumed:
+                tee = getattr(handle, "raw", None)
+                if isinstance(tee, _Tee) and tee.error is not None:
+                    index.broken = _broken_rest(tee.error, where, number, offset)
                 break
             number += 1
             start, offset = offset, offset + consumed
@@ -393,8 +451,8 @@ class MattermostExport:
         kind = fast.group(1).decode() if fast else None
         if kind == "post":
             match = _POST_FAST.match(raw)
-            if match:
-                key = channel_key(match.group(1).decode(), match.group(2).decode())
+            key = _channel_of(match) if match else None
+            if key is not None:
                 index.posts.setdefault(key, _Lines()).add(offset, origin.line or 0)
                 return
         if kind == "direct_post":
@@ -414,6 +472,9 @@ class MattermostExport:
             return
         kind = doc.get("type") if isinstance(doc, dict) else None
         body = doc.get(kind) if isinstance(kind, str) else None
+        if isinstance(body, dict) and kind in _BODY_SPECS:
+            clean, bad = checked(body, _BODY_SPECS[kind])
+            body = {**clean, UNREADABLE: bad} if bad else body
         if not isinstance(body, dict) or not self._index_record(kind, body, offset, origin, index):
             index.other.add(offset, origin.line or 0)
 
@@ -521,6 +582,8 @@ class _Reader:
         return raw, too_long
 
     def items(self) -> Iterator[Item]:
+        if self.index.broken is not None:
+            yield self.index.broken
         yield from self._other_lines()
         yield from self.index.superseded
         yield from self._teams()
@@ -570,7 +633,7 @@ class _Reader:
     # -- teams, users, channels, emoji -------------------------------------------------------------
     def _teams(self) -> Iterator[Item]:
         for key, (raw, origin) in self.index.teams.items():
-            props = {k: raw[k] for k in ("type", "allow_open_invite", "scheme") if raw.get(k) is not None}
+            props = {k: raw[k] for k in ("type", "allow_open_invite", "scheme", UNREADABLE) if raw.get(k) is not None}
             yield Team(self.x._id("team", key), SOURCE, key, key, display_name=_text(raw.get("display_name")),
                        description=_text(raw.get("description")), props=props, origin=origin)
 
@@ -593,6 +656,7 @@ class _Reader:
             delete_at = delete_at or ms_to_datetime(bot.get("delete_at"))
         if delete_at is not None:
             props["deleted_at"] = delete_at.isoformat()
+        _keep_unreadable(props, raw, bot)
         first, last = _text(raw.get("first_name")), _text(raw.get("last_name"))
         display = _text(raw.get("nickname")) or " ".join(p for p in (first, last) if p) or None
         if bot is not None and not display:
@@ -612,7 +676,7 @@ class _Reader:
         raw = chan.raw or {}
         team, name = chan.key.split("/", 1)
         members = tuple(dict.fromkeys(self.x._id("user", u) for u in self.index.memberships.get(chan.key, ())))
-        props = {k: raw[k] for k in ("type", "scheme") if raw.get(k)}
+        props = {k: raw[k] for k in ("type", "scheme", UNREADABLE) if raw.get(k)}
         if team not in self.index.teams:
             props["undeclared_team"] = team
         return Channel(chan.id, SOURCE, chan.key, self.x._id("team", team), name, chan.kind,
@@ -627,7 +691,7 @@ class _Reader:
         if raw is None:
             props["created_from"] = "direct_post"  # no direct_channel line: made from its first post
         else:
-            props.update({k: raw[k] for k in ("favorited_by", "shown_by") if raw.get(k)})
+            props.update({k: raw[k] for k in ("favorited_by", "shown_by", UNREADABLE) if raw.get(k)})
         members = tuple(self.x._id("user", u) for u in chan.names.usernames)
         return Channel(chan.id, SOURCE, chan.key, None, chan.names.name, chan.kind,
                        display_name=chan.names.display_name, topic=_text((raw or {}).get("header")),
@@ -638,11 +702,14 @@ class _Reader:
             image = raw.get("image")
             file: File | None = None
             if isinstance(image, str) and image:
-                file = self._file(emoji_file_key(key), image, None)
-                if isinstance(file, Unreadable):
-                    yield file
-                    file = None
-            yield Emoji(self.x._id("emoji", key), SOURCE, key, key, file=file, origin=origin)
+                problems: list[Item] = []
+                result = self._file(emoji_file_key(key), image, None, problems, origin)
+                yield from problems
+                file = result if isinstance(result, File) else None
+                if isinstance(result, Unreadable):
+                    yield result
+            props = {UNREADABLE: raw[UNREADABLE]} if raw.get(UNREADABLE) else {}
+            yield Emoji(self.x._id("emoji", key), SOURCE, key, key, file=file, props=props, origin=origin)
 
     # -- messages ------------------------------------------------------------------------------
     def _channel_messages(self, chan: _Chan, lines: _Lines) -> Iterator[Item]:
@@ -710,24 +777,27 @@ class _Reader:
             yield from problems
             yield stream_key(reply_message, message.created_at), reply_message
 
-    def _message(self, post: dict[str, Any], chan: _Chan, parent_key: str, sequence: Sequencer,
+    def _message(self, original: dict[str, Any], chan: _Chan, parent_key: str, sequence: Sequencer,
                  root: Message | None, origin: Origin) -> tuple[Message, list[Item]] | Unreadable:
         what = "reply" if root is not None else "post"
+        post, bad = checked(original, _POST)
         author = post.get("user")
         if not isinstance(author, str) or not author.strip():
-            return Unreadable("messages", "CM002", f"{what} without a user", post, origin)
+            return Unreadable("messages", "CM002", f"{what} without a user", original, origin)
         created = ms_value(post.get("create_at"))
         if created is None:
             return Unreadable("messages", "CM004", f"{what} create_at {post.get('create_at')!r} is not a positive "
-                              "millisecond time", post, origin)
+                              "millisecond time", original, origin)
         key = post_key(parent_key, author, created, sequence(post_key(parent_key, author, created, 0)))
         message_id = self.x._id("message", key)
         problems: list[Item] = []
-        text_source = post.get("message") if isinstance(post.get("message"), str) else ""
+        text_source = post.get("message") or ""
         text = to_markdown(text_source)
-        post_type = post.get("type") if isinstance(post.get("type"), str) else ""
-        mm_props = post.get("props") if isinstance(post.get("props"), dict) else {}
+        post_type = post.get("type") or ""
+        mm_props = post.get("props") or {}
         props: dict[str, Any] = {k: v for k, v in post.items() if k not in _CONSUMED and v not in (None, [], {}, "")}
+        if bad:
+            props[UNREADABLE] = bad
         if post_type:
             props["type"] = post_type
         if text != text_source:
@@ -768,15 +838,15 @@ class _Reader:
                 continue
             name = PurePosixPath(path.replace("\\", "/")).name or path
             key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
-            result = self._file(key, path, created_at, origin)
+            result = self._file(key, path, created_at, problems, origin)
             if isinstance(result, Unreadable):
                 problems.append(result)
             else:
                 files.append(result)
         return tuple(files)
 
-    def _file(self, key: str, path: str, created_at: datetime | None, origin: Origin | None = None,
-              ) -> File | Unreadable:
+    def _file(self, key: str, path: str, created_at: datetime | None, problems: list[Item],
+              origin: Origin | None = None) -> File | Unreadable:
         name = PurePosixPath(path.replace("\\", "/")).name or path
         if not safe_relative(path):
             return Unreadable("files", "CM003", f"attachment path {path!r} escapes data/ (absolute, drive or ..); "
@@ -787,7 +857,15 @@ class _Reader:
         if member is None:
             props["missing"] = True  # exported without attachments, or lost: the record stays
         else:
-            size, sha256 = self.attachments.measure(member)
+            try:
+                size, sha256 = self.attachments.measure(member)
+            except InputError as exc:
+                # A corrupt member: the file's metadata stays (marked missing), the member is reported.
+                self.x._unreadable_members.add(member)
+                props["missing"] = True
+                props["missing_reason"] = f"{member} is in the export but cannot be read (see its CM001)"
+                problems.append(Unreadable("export_files", "CM001", f"{member}: {exc.detail}",
+                                           {"file": exc.location}, Origin(exc.location or member)))
         return File(self.x._id("file", key), SOURCE, key, name, mime_type=mimetypes.guess_type(name)[0],
                     size=size, sha256=sha256, path=f"data/{path}", created_at=created_at, props=props)
 
@@ -833,6 +911,29 @@ def _shape_problem(kind: str, body: Any) -> str:
                 "post": "team and channel", "direct_post": "channel_members (usernames)",
                 "direct_channel": "members or participants", "emoji": "name"}
     return f"{kind} without {required.get(kind, 'its required fields')}"
+
+
+def _broken_rest(exc: InputError, where: str, lines: int, offset: int) -> Unreadable:
+    """The part of the JSONL that could not be read: one unreadable file (how many records it held
+    cannot be known); the lines before it are kept."""
+    return Unreadable("export_files", "CM001", f"{exc.detail}; the rest of the file, from byte {offset:,} (after "
+                      f"line {lines}), could not be read", {"file": where, "offset": offset}, Origin(where, lines + 1))
+
+
+def _channel_of(match: re.Match[bytes]) -> str | None:
+    """The channel key the fast path read, or None when its bytes are not UTF-8 (the full decode
+    then reports the line)."""
+    try:
+        return channel_key(match.group(1).decode(), match.group(2).decode())
+    except UnicodeDecodeError:
+        return None
+
+
+def _keep_unreadable(props: dict[str, Any], raw: Mapping[str, Any], bot: Mapping[str, Any] | None) -> None:
+    """A user's (and its bot line's) fields of the wrong type, as read (see _fields.py)."""
+    bad = {**(raw.get(UNREADABLE) or {}), **{f"bot.{k}": v for k, v in ((bot or {}).get(UNREADABLE) or {}).items()}}
+    if bad:
+        props[UNREADABLE] = bad
 
 
 def _text(value: Any) -> str | None:

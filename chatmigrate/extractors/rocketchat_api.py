@@ -89,6 +89,14 @@ def from_wire(value: Any) -> Any:
 class RocketchatApi:
     name: ClassVar[str] = "rocketchat-api"
     source: ClassVar[str] = SOURCE
+    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
+    known_options: ClassVar[dict[str, str]] = {
+        "token": "personal access token (better: $CHATMIGRATE_ROCKETCHAT_TOKEN)",
+        "user_id": "the token's user id (better: $CHATMIGRATE_ROCKETCHAT_USER_ID)",
+        "scope": "server the ids are scoped to (default: rocketchat)",
+        "page_size": "items per API page (an integer, at least 1)",
+        "overlap_seconds": "how far back each sync re-reads a channel, in seconds (a number)",
+    }
 
     @classmethod
     def detect(cls, location: str) -> bool:

@@ -33,7 +33,6 @@ import dataclasses
 import hashlib
 import io
 import tempfile
-import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -46,6 +45,8 @@ from bson import json_util
 
 from chatmigrate.errors import InputError, UsageError
 from chatmigrate.extractors import _bson
+from chatmigrate.extractors._limits import OPTIONS as LIMIT_OPTIONS
+from chatmigrate.extractors._limits import READ_ERRORS, Limits
 from chatmigrate.extractors._rocketchat import (
     DEFAULT_SCOPE,
     SOURCE,
@@ -110,8 +111,10 @@ class _Collection:
     the line number of a JSON one.
     """
 
-    def __init__(self, path: Path, where: str, scratch: Path | None, stack: ExitStack) -> None:
+    def __init__(self, path: Path, where: str, scratch: Path | None, stack: ExitStack,
+                 limits: Limits | None = None) -> None:
         self.path = path
+        self.limits = limits
         self.where = where
         self.is_json = path.name.removesuffix(".gz").endswith(".json")
         self._scratch = scratch
@@ -121,31 +124,57 @@ class _Collection:
         self._last = (-1, 0)
         self._count = 0
 
-    def scan(self) -> Iterator[tuple[int, bytes]]:
-        """(offset, raw document) for every document, in file order."""
-        with _bson.open_stream(self.path) as handle:
+    def scan(self) -> Iterator[tuple[int, bytes | _bson.Broken]]:
+        """(offset, raw document) for every document, in file order; where the file breaks, a Broken."""
+        with _bson.open_stream(self.path, self.where, self.limits) as handle:
             if not self.is_json:
                 yield from _bson.iter_raw(handle, self.where)
                 return
             yield from self._scan_lines(handle)
 
-    def _scan_lines(self, handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    def _scan_lines(self, handle: IO[bytes]) -> Iterator[tuple[int, bytes | _bson.Broken]]:
         self._marks = array("q")
         self._count = 0
         offset = 0
+        line = 0
         try:
-            for line, raw in enumerate(handle, start=1):
+            while True:
+                # Lines are read with a cap: a "line" of gigabytes (no newline in a damaged file) must not be
+                # held whole. MongoDB documents are at most 16 MiB; their Extended JSON a few times that.
+                raw = handle.readline(_bson.MAX_DOCUMENT + 1)
+                if not raw:
+                    return
+                line += 1
+                start = offset
+                offset += len(raw)
+                if len(raw) > _bson.MAX_DOCUMENT and not raw.endswith(b"\n"):
+                    excerpt = raw[:300]
+                    while raw and not raw.endswith(b"\n"):
+                        raw = handle.readline(1 << 20)
+                        offset += len(raw)
+                    self._remember(start, line)
+                    yield start, _bson.Broken(f"a line longer than {_bson.MAX_DOCUMENT:,} bytes, more than any "
+                                              "MongoDB document; not read", rest=False, excerpt=excerpt)
+                    continue
                 if raw.strip():
                     if line == 1 and raw.lstrip().startswith(b"["):
                         raise InputError("a JSON array (mongoexport --jsonArray); export one document a line "
                                          "(mongoexport without --jsonArray)", location=f"{self.where}:1")
-                    self._last = (offset, line)
-                    self._note(offset, line)
-                    yield offset, raw
-                offset += len(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"cannot read ({exc}); the file is truncated or corrupt",
-                             location=f"{self.where}:{offset}") from exc
+                    self._remember(start, line)
+                    yield start, raw
+        except InputError as exc:
+            if exc.location == f"{self.where}:1":
+                raise
+            self._remember(offset, line + 1)
+            yield offset, _bson.Broken(exc.detail)  # a corrupt gzip stream, or the inflating cap
+        except READ_ERRORS as exc:
+            self._remember(offset, line + 1)
+            yield offset, _bson.Broken(f"cannot read ({type(exc).__name__}: {exc}); the file is truncated or "
+                                       "corrupt")
+
+    def _remember(self, offset: int, line: int) -> None:
+        self._last = (offset, line)
+        self._note(offset, line)
 
     def _note(self, offset: int, line: int) -> None:
         if self._count % _LINE_STRIDE == 0:
@@ -154,7 +183,8 @@ class _Collection:
 
     def at(self, offset: int) -> bytes:
         if self._seekable is None:
-            self._seekable = self._stack.enter_context(_bson.open_seekable(self.path, self._scratch))
+            self._seekable = self._stack.enter_context(_bson.open_seekable(self.path, self._scratch, self.where,
+                                                                                 self.limits))
         if not self.is_json:
             return _bson.read_raw_at(self._seekable, self.where, offset)
         self._seekable.seek(offset)
@@ -178,6 +208,15 @@ class _Collection:
     def show(self, raw: bytes) -> str:
         """A broken document as it can be shown in a rejects file."""
         return raw.decode("utf-8", "replace")[:2000] if self.is_json else raw.hex()[:2000]
+
+    def broken(self, offset: int, broken: _bson.Broken, kind: str) -> Unreadable:
+        """The unreadable part of the file: the rest of it (counted as one unreadable file, since how many
+        documents it held cannot be known), or one over-long document (counted as a record of `kind`)."""
+        origin = self.origin(offset)
+        if broken.rest:
+            return Unreadable("export_files", "CM001", f"{broken.reason}; the rest of {self.where}, from byte "
+                              f"{offset:,}, is not read", {"file": self.where, "offset": offset}, origin)
+        return Unreadable(kind, "CM001", broken.reason, self.show(broken.excerpt), origin)
 
     def origin(self, offset: int) -> Origin:
         if not self.is_json:
@@ -217,6 +256,9 @@ class _GridFs:
         if files is None:
             return
         for offset, raw in files.scan():
+            if isinstance(raw, _bson.Broken):
+                self.problems.append(files.broken(offset, raw, "files"))
+                continue
             try:
                 doc = files.decode(raw)
             except _bson.BadDocument as exc:
@@ -231,6 +273,9 @@ class _GridFs:
         if chunks is None:
             return
         for offset, raw in chunks.scan():
+            if isinstance(raw, _bson.Broken):
+                self.problems.append(chunks.broken(offset, raw, "files"))
+                continue
             try:
                 doc = chunks.decode(raw)
             except _bson.BadDocument as exc:
@@ -294,6 +339,12 @@ class _ChunkReader(io.RawIOBase):
 class RocketchatDump:
     name: ClassVar[str] = "rocketchat-dump"
     source: ClassVar[str] = SOURCE
+    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
+    known_options: ClassVar[dict[str, str]] = {
+        "scope": "server the ids are scoped to (default: rocketchat)",
+        "max_member_bytes": LIMIT_OPTIONS["max_member_bytes"],  # a gzipped collection, inflated
+        "max_ratio": LIMIT_OPTIONS["max_ratio"],
+    }
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -306,6 +357,7 @@ class RocketchatDump:
         self.location = location
         self.options = dict(options or {})
         self._scope = self.options.get("scope") or DEFAULT_SCOPE
+        self._limits = Limits.from_options(self.options)
         root = Path(location)
         if not root.exists():
             raise InputError("no such file or folder", location=location)
@@ -337,11 +389,14 @@ class RocketchatDump:
             where = path.relative_to(self._root).as_posix()
         except ValueError:
             where = str(path)
-        return _Collection(path, where, scratch, stack)
+        return _Collection(path, where, scratch, stack, self._limits)
 
     @staticmethod
     def _decoded(collection: _Collection, kind: str) -> Iterator[tuple[int, dict[str, Any] | Unreadable]]:
         for offset, raw in collection.scan():
+            if isinstance(raw, _bson.Broken):
+                yield offset, collection.broken(offset, raw, kind)
+                continue
             try:
                 yield offset, collection.decode(raw)
             except _bson.BadDocument as exc:

@@ -17,7 +17,21 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, ClassVar
 
 from chatmigrate.errors import InputError
+from chatmigrate.extractors._fields import (
+    UNREADABLE,
+    ListOf,
+    Spec,
+    checked,
+    either,
+    is_bool,
+    is_id,
+    is_list,
+    is_number,
+    is_text,
+)
 from chatmigrate.extractors._files import ExportFiles, iter_json_array
+from chatmigrate.extractors._limits import OPTIONS as LIMIT_OPTIONS
+from chatmigrate.extractors._limits import Limits
 from chatmigrate.ids import record_id
 from chatmigrate.markup.slack import to_markdown, unescape
 from chatmigrate.model import (
@@ -73,6 +87,23 @@ _CONSUMED = {"type", "ts", "user", "text", "thread_ts", "edited", "reactions", "
              "user_profile", "subtype"}
 SLACKBOT = "USLACKBOT"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The type of every field read (see _fields.py): a field of another type is left out and reported.
+_FLAGS = ("deleted", "is_bot", "is_app_user", "is_workflow_bot", "is_admin", "is_owner", "is_primary_owner",
+          "is_restricted", "is_ultra_restricted")
+_PROFILE = Spec(email=is_text, display_name=is_text, real_name=is_text, first_name=is_text, last_name=is_text,
+                display_name_normalized=is_text, name=is_text, team=is_text, is_restricted=is_bool,
+                is_ultra_restricted=is_bool)
+_USER = Spec(id=is_id, name=is_text, real_name=is_text, tz=is_text, team_id=is_id, profile=_PROFILE,
+             **dict.fromkeys(_FLAGS, is_bool))
+_CHANNEL = Spec(id=is_id, name=is_text, members=ListOf(is_id), topic=Spec(value=is_text),
+                purpose=Spec(value=is_text), creator=is_id, user=is_id)
+_FILE = Spec(id=either(is_id, is_number), name=is_text, title=is_text, mimetype=is_text, size=is_number,
+             url_private=is_text, url_private_download=is_text, mode=is_text, is_external=is_bool)
+_MESSAGE = Spec(type=is_text, user=is_id, bot_id=is_id, text=is_text, subtype=is_text, thread_ts=is_id,
+                username=is_text, edited=Spec(user=is_id), pinned_to=is_list, user_profile=_PROFILE,
+                bot_profile=Spec(name=is_text, deleted=is_bool),
+                reactions=ListOf(Spec(name=is_text, users=ListOf(is_id), count=is_number)),
+                files=ListOf(_FILE), file=_FILE)
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -113,6 +144,11 @@ class _Conversation:
 class SlackExport:
     name: ClassVar[str] = "slack-export"
     source: ClassVar[str] = SOURCE
+    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
+    known_options: ClassVar[dict[str, str]] = {
+        "scope": "workspace the ids are scoped to (default: the team most users belong to)",
+        **LIMIT_OPTIONS,
+    }
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -129,7 +165,7 @@ class SlackExport:
     def __init__(self, location: str, options: Mapping[str, str] | None = None) -> None:
         self.location = location
         self.options = dict(options or {})
-        self.files = ExportFiles(location)
+        self.files = ExportFiles(location, Limits.from_options(self.options))
         names = set(self.files.names())
         if not names & {"channels.json", "users.json", "org_users.json"}:
             raise InputError("no channels.json or users.json at the top of the export; is this a Slack "
@@ -141,6 +177,9 @@ class SlackExport:
         self._emitted_users: set[str] = set()
         self._user_ids: dict[str, str] = {}
         self._has_uploads = any(name.startswith("__uploads/") for name in self.files.names())
+        # Listing files (channels.json…) that could not be read: their folders' messages cannot be placed.
+        self._unreadable_listings: list[str] = []
+        self._unreadable_members: set[str] = set()  # uploads that could not be read (reported once)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -149,8 +188,9 @@ class SlackExport:
         if self._scope is None:
             teams: Counter[str] = Counter()
             if self.files.exists(self._users_file):
-                for _line, user in self._json_array(self._users_file):
-                    if isinstance(user, dict) and isinstance(user.get("team_id"), str):
+                for entry in self._document(self._users_file):
+                    user = entry[1] if isinstance(entry, tuple) else None
+                    if isinstance(user, dict) and is_id(user.get("team_id")):
                         teams[user["team_id"]] += 1
             self._scope = teams.most_common(1)[0][0] if teams else "slack"
         return self._scope
@@ -165,8 +205,19 @@ class SlackExport:
             user_id = self._user_ids[slack_user] = self._id("user", slack_user)
         return user_id
 
-    def _json_array(self, name: str) -> Iterator[tuple[int, Any]]:
-        return iter_json_array(self.files.read_bytes(name), self.files.describe(name))
+    def _document(self, name: str) -> Iterator[tuple[int, Any] | Unreadable]:
+        """(line, element) of a JSON-array member; where it cannot be read (not JSON, cut off, a corrupt
+        zip member, over a size limit), one Unreadable for the file: the elements before it are kept.
+
+        The file is counted as what it is, an unreadable export file, not as a record of some kind:
+        how many records the unreadable part held cannot be known.
+        """
+        where = self.files.describe(name)
+        try:
+            yield from iter_json_array(self.files.read_bytes(name), where)
+        except InputError as exc:
+            yield Unreadable("export_files", "CM001", f"{name}: {exc.detail}", {"file": where},
+                             Origin(where, _error_line(exc)))
 
     # -- the stream ----------------------------------------------------------------------------
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Item]:
@@ -200,17 +251,25 @@ class SlackExport:
         if not self.files.exists(self._users_file):
             return
         where = self.files.describe(self._users_file)
-        for line, raw in self._json_array(self._users_file):
+        for entry in self._document(self._users_file):
+            if isinstance(entry, Unreadable):
+                yield entry
+                continue
+            line, raw = entry
             user = self._user(raw, Origin(where, line))
             if isinstance(user, User):
                 self._usernames[user.source_id] = user.username
                 self._emitted_users.add(user.source_id)
             yield user
 
-    def _user(self, raw: Any, origin: Origin) -> User | Unreadable:
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-            return Unreadable("users", "CM002", "user without an id", raw, origin)
-        profile = raw.get("profile") if isinstance(raw.get("profile"), dict) else {}
+    def _user(self, original: Any, origin: Origin) -> User | Unreadable:
+        if not isinstance(original, dict):
+            return Unreadable("users", "CM002", "user is not a JSON object", original, origin)
+        raw, bad = checked(original, _USER)
+        if not raw.get("id"):
+            return Unreadable("users", "CM002", "user without an id" + (" (it is of the wrong type)" if "id" in bad
+                                                                       else ""), original, origin)
+        profile = raw.get("profile") or {}
         is_bot = bool(raw.get("is_bot") or raw.get("is_app_user") or raw.get("is_workflow_bot")
                       or raw["id"] == SLACKBOT)
         if raw.get("is_primary_owner") or raw.get("is_owner"):
@@ -229,6 +288,8 @@ class SlackExport:
             if profile.get(key):
                 props[f"profile_{key}"] = profile[key]
         username = raw.get("name") or profile.get("display_name_normalized") or raw["id"]
+        if bad:
+            props[UNREADABLE] = bad
         return User(
             id=self._user_id(raw["id"]), source=SOURCE, source_id=raw["id"], username=str(username),
             email=profile.get("email") or None,
@@ -244,7 +305,12 @@ class SlackExport:
             if not self.files.exists(file_name):
                 continue
             where = self.files.describe(file_name)
-            for line, raw in self._json_array(file_name):
+            for entry in self._document(file_name):
+                if isinstance(entry, Unreadable):
+                    self._unreadable_listings.append(file_name)
+                    yield entry
+                    continue
+                line, raw = entry
                 channel = self._channel(raw, kind, Origin(where, line))
                 yield channel
                 if isinstance(channel, Channel):
@@ -256,12 +322,16 @@ class SlackExport:
                     by_folder.setdefault(channel.source_id, conversation)
         return by_folder
 
-    def _channel(self, raw: Any, kind: ChannelKind, origin: Origin) -> Channel | Unreadable:
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-            return Unreadable("channels", "CM002", "conversation without an id", raw, origin)
-        members = tuple(dict.fromkeys(self._user_id(m) for m in raw.get("members") or () if isinstance(m, str)))
-        topic = raw.get("topic") if isinstance(raw.get("topic"), dict) else {}
-        purpose = raw.get("purpose") if isinstance(raw.get("purpose"), dict) else {}
+    def _channel(self, original: Any, kind: ChannelKind, origin: Origin) -> Channel | Unreadable:
+        if not isinstance(original, dict):
+            return Unreadable("channels", "CM002", "conversation is not a JSON object", original, origin)
+        raw, bad = checked(original, _CHANNEL)
+        if not raw.get("id"):
+            return Unreadable("channels", "CM002", "conversation without an id" + (
+                " (it is of the wrong type)" if "id" in bad else ""), original, origin)
+        members = tuple(dict.fromkeys(self._user_id(m) for m in raw.get("members") or ()))
+        topic = raw.get("topic") or {}
+        purpose = raw.get("purpose") or {}
         creator = raw.get("creator") or raw.get("user")
         props: dict[str, Any] = {k: raw[k] for k in ("is_general", "is_archived", "pins", "is_shared",
                                                     "is_ext_shared", "is_org_shared", "shared_team_ids")
@@ -270,6 +340,8 @@ class SlackExport:
         created_at = parse_ts(created)
         if created not in (None, "") and created_at is None:
             props["unreadable_created"] = created
+        if bad:
+            props[UNREADABLE] = bad
         name = raw.get("name") or raw["id"]
         return Channel(
             id=self._id("channel", raw["id"]), source=SOURCE, source_id=raw["id"], team_id=self._id("team", self.scope),
@@ -291,10 +363,7 @@ class SlackExport:
         for folder, day_names in sorted(self._day_files().items()):
             conversation = conversations.get(folder)
             if conversation is None:
-                for name in day_names:
-                    yield Unreadable("messages", "CM005", f"conversation folder {folder!r} is not listed in "
-                                     "channels.json, groups.json, dms.json or mpims.json; its messages cannot "
-                                     "be placed", None, Origin(self.files.describe(name)))
+                yield from self._unplaced(folder, sorted(day_names))
                 continue
             last_ts = ""
             for name in sorted(day_names):
@@ -304,26 +373,41 @@ class SlackExport:
                     yield item
             yield Checkpoint(SOURCE, self.scope, conversation.channel_id, last_ts)
 
+    def _unplaced(self, folder: str, day_names: list[str]) -> Iterator[Item]:
+        """Messages of a folder no listing names: each one rejected (counted as the message it is)."""
+        reason = (f"conversation folder {folder!r} is not listed in channels.json, groups.json, dms.json or "
+                  "mpims.json; its messages cannot be placed")
+        if self._unreadable_listings:
+            reason += f" ({', '.join(self._unreadable_listings)} could not be read: see its CM001)"
+        for name in day_names:
+            where = self.files.describe(name)
+            for entry in self._document(name):
+                if isinstance(entry, Unreadable):
+                    yield entry
+                else:
+                    yield Unreadable("messages", "CM005", reason, entry[1], Origin(where, entry[0]))
+
     def _day(self, name: str, conversation: _Conversation) -> Iterator[Item]:
         where = self.files.describe(name)
         elements: list[tuple[int, Any]] = []
-        try:
-            elements.extend(self._json_array(name))
-        except InputError as exc:
-            # Keep what was readable; the rest of the file becomes one recorded reject.
-            yield Unreadable("messages", "CM001", f"day file is not valid JSON: {exc.detail}", None,
-                             Origin(where, _error_line(exc)))
+        for entry in self._document(name):
+            if isinstance(entry, Unreadable):
+                # Keep what was readable; the rest of the file is one unreadable file (not a message).
+                yield entry
+            else:
+                elements.append(entry)
         # Within a day Slack writes in ts order, but not every tool does: sort (one day is small).
         elements.sort(key=lambda e: _ts_key(e[1].get("ts")) if isinstance(e[1], dict) else (0, 0))
         for line, raw in elements:
             yield from self._message(raw, conversation, Origin(where, line))
 
-    def _message(self, raw: Any, conversation: _Conversation, origin: Origin) -> Iterator[Item]:
-        if not isinstance(raw, dict):
-            yield Unreadable("messages", "CM002", "message is not a JSON object", raw, origin)
+    def _message(self, original: Any, conversation: _Conversation, origin: Origin) -> Iterator[Item]:
+        if not isinstance(original, dict):
+            yield Unreadable("messages", "CM002", "message is not a JSON object", original, origin)
             return
+        raw, bad = checked(original, _MESSAGE)
         if raw.get("type", "message") != "message":
-            yield Skipped("messages", f"not a message (type {raw.get('type')!r})", raw, origin)
+            yield Skipped("messages", f"not a message (type {raw.get('type')!r})", original, origin)
             return
         ts = raw.get("ts")
         created_at = parse_ts(ts)
@@ -335,11 +419,13 @@ class SlackExport:
         author = self._author(raw)
         if author is not None:
             yield from self._discover_user(author, raw, origin)
-        text_source = raw.get("text") if isinstance(raw.get("text"), str) else ""
+        text_source = raw.get("text") or ""
         text = to_markdown(text_source, self._usernames, self._channel_names)
         props = {k: v for k, v in raw.items() if k not in _CONSUMED}
         if subtype:
             props["subtype"] = subtype
+        if bad:
+            props[UNREADABLE] = bad
         if text != text_source:
             props["source_text"] = text_source
         kind = _SYSTEM_SUBTYPES.get(subtype) or _CONTENT_SUBTYPES.get(subtype) or "normal"
@@ -347,13 +433,15 @@ class SlackExport:
         thread_root_id = None
         if isinstance(thread_ts, str) and thread_ts != ts:
             thread_root_id = self._id("message", f"{conversation.native_id}/{thread_ts}")
-        edited = raw.get("edited") if isinstance(raw.get("edited"), dict) else {}
+        edited = raw.get("edited") or {}
         if edited.get("user"):
             props["edited_by"] = edited["user"]
         reactions, reaction_counts = self._reactions(raw.get("reactions"))
         if reaction_counts:
             props["reaction_counts"] = reaction_counts
-        files = self._files(raw)
+        unreadable: list[Unreadable] = []
+        files = self._files(raw, unreadable)
+        yield from unreadable
         yield Message(
             id=self._id("message", f"{conversation.native_id}/{ts}"), source=SOURCE,
             source_id=f"{conversation.native_id}/{ts}", channel_id=conversation.channel_id,
@@ -414,13 +502,13 @@ class SlackExport:
                 counts[entry["name"]] = entry["count"]
         return tuple(reactions), counts
 
-    def _files(self, raw: dict[str, Any]) -> tuple[File, ...]:
-        entries = [f for f in raw.get("files") or () if isinstance(f, dict)]
-        if isinstance(raw.get("file"), dict):  # old file_share / file_comment shape
+    def _files(self, raw: Mapping[str, Any], unreadable: list[Unreadable]) -> tuple[File, ...]:
+        entries = list(raw.get("files") or ())
+        if raw.get("file"):  # old file_share / file_comment shape
             entries.append(raw["file"])
-        return tuple(self._file(entry) for entry in entries if entry.get("id"))
+        return tuple(self._file(entry, unreadable) for entry in entries if entry.get("id"))
 
-    def _file(self, entry: dict[str, Any]) -> File:
+    def _file(self, entry: Mapping[str, Any], unreadable: list[Unreadable]) -> File:
         file_id = str(entry["id"])
         name = entry.get("name") or entry.get("title") or file_id
         props = {k: entry[k] for k in ("title", "filetype", "pretty_type", "mode", "is_external", "external_type",
@@ -429,15 +517,14 @@ class SlackExport:
             props["deleted"] = True
         upload = f"__uploads/{file_id}/{name}"
         size, sha256, path = entry.get("size"), None, None
-        if self.files.exists(upload):
-            # slack-advanced-exporter put the bytes in the zip: measure what is really there.
-            digest = hashlib.sha256()
-            size = 0
-            with self.files.open(upload) as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-                    size += len(chunk)
-            sha256, path = digest.hexdigest(), upload
+        measured = self._measure(upload, unreadable) if self.files.exists(upload) else None
+        if measured is not None:
+            # slack-advanced-exporter put the bytes in the zip: what is really there.
+            size, sha256 = measured
+            path = upload
+        elif self.files.exists(upload):
+            props["missing"] = True
+            props["missing_reason"] = f"{upload} is in the export but cannot be read (see its CM001)"
         elif self._has_uploads and entry.get("mode") not in ("tombstone", "external", "hidden_by_limit") and not \
                 entry.get("is_external"):
             # The export carries downloaded bytes (slack-advanced-exporter) but not this file's.
@@ -448,6 +535,25 @@ class SlackExport:
             mime_type=entry.get("mimetype") or None, size=size if isinstance(size, int) else None, sha256=sha256,
             source_url=strip_file_token(entry.get("url_private_download") or entry.get("url_private")),
             path=path, created_at=parse_ts(entry.get("created")), props=props)
+
+    def _measure(self, member: str, unreadable: list[Unreadable]) -> tuple[int, str] | None:
+        """(size, sha256) of a member's bytes; None, with an Unreadable for the member (once, however many
+        messages share the file), when it cannot be read."""
+        if member in self._unreadable_members:
+            return None
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.files.open(member) as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except InputError as exc:
+            self._unreadable_members.add(member)
+            unreadable.append(Unreadable("export_files", "CM001", f"{member}: {exc.detail}",
+                                         {"file": self.files.describe(member)}, Origin(self.files.describe(member))))
+            return None
+        return size, digest.hexdigest()
 
 
 def unescape_or_none(value: Any) -> str | None:

@@ -20,14 +20,15 @@ import sqlalchemy as sa
 from chatmigrate.errors import Locked, TargetError, TransientError, UsageError
 from chatmigrate.loaders._batching import Limits, PendingRows, statements
 from chatmigrate.loaders._clean import Cleaner, TextRules
+from chatmigrate.loaders._runs import INTERRUPTED, RUNNING, host_identity, owner_gone
 from chatmigrate.loaders.rows import COLUMNS, Row, rows_of
 from chatmigrate.loaders.schema import SCHEMA_VERSION, build_metadata
 from chatmigrate.model import Checkpoint, Record
-from chatmigrate.redact import redact
+from chatmigrate.redact import is_secret_name, redact, remember
 from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Target
 
 __all__ = ["DEFAULT_TARGET", "TARGET_ENV", "Capabilities", "LoadStats", "Loader", "RunInfo", "Target",
-           "ddl_for", "loader_for", "resolve_target_url"]
+           "database_url", "ddl_for", "loader_for", "resolve_target_url"]
 
 DEFAULT_TARGET = "sqlite:///chatmigrate.db"
 TARGET_ENV = "CHATMIGRATE_TARGET_URL"
@@ -55,14 +56,25 @@ class Loader(Target):
     flush_rows: int = 20_000
     # How long a transient failure (lost connection, server restart) is retried before giving up.
     retry_seconds: float = 60.0
+    # Told, in one line, when a transient failure starts being retried (the CLI prints it on stderr), so
+    # a run waiting for a server that is down says so at once instead of hanging silently.
+    notify: Callable[[str], None] | None = None
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
+        parsed = database_url(url)
+        # A driver may echo a password in a form no pattern recognises: mask the value itself too.
+        remember(None if parsed.password is None else str(parsed.password))
+        for key, value in parsed.query.items():
+            if is_secret_name(key):
+                for one in (value,) if isinstance(value, str) else value:
+                    remember(one)
         self.url = url
         self.prefix = prefix
         self.metadata = build_metadata(prefix)
         self.engine = self.create_engine(url)
         self.stats = LoadStats()
         self.run_id: str | None = None
+        self._run_lock: contextlib.ExitStack | None = None
         self.cleaner = Cleaner({name: self.table(name) for name in COLUMNS}, self.text_rules)
 
     # -- dialect hooks -------------------------------------------------------------------------
@@ -86,6 +98,28 @@ class Loader(Target):
 
     def transient_driver_error(self, exc: BaseException) -> bool:
         return False
+
+    def cannot_succeed(self, exc: BaseException) -> str | None:
+        """What to do about a driver error that no retry can fix (unknown database, refused credentials,
+        a host name that does not resolve), or None. Checked before `is_transient`: such errors come as
+        connection failures, which look transient."""
+        return None
+
+    @contextlib.contextmanager
+    def schema_lock(self, conn: sa.Connection) -> Iterator[None]:
+        """Serialise schema creation between processes for the block (two first runs into an empty
+        database would both see no tables and both create them). Each dialect overrides this."""
+        yield
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        """A server-side lock held while run `run_id` lives, so another host can tell a live run from a
+        killed one (`run_lock_free`). Dialects without server locks hold none."""
+        yield
+
+    def run_lock_free(self, conn: sa.Connection, run_id: str) -> bool | None:
+        """Is the run lock of `run_id` free (its process is gone)? None: this dialect cannot tell."""
+        return None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -140,7 +174,9 @@ class Loader(Target):
         self._retrying("creating the schema", self._prepare)
 
     def _prepare(self) -> None:
-        with self.engine.begin() as conn:
+        # Under the schema lock, a second process that started at the same moment waits, then finds
+        # the tables the first one created instead of failing on the catalog's duplicate.
+        with self.engine.begin() as conn, self.schema_lock(conn):
             version_table = self.table("schema_version")
             if sa.inspect(conn).has_table(version_table.name):
                 found = conn.execute(sa.select(sa.func.max(version_table.c.version))).scalar()
@@ -149,9 +185,22 @@ class Loader(Target):
                         f"{self.safe_url} holds chatmigrate schema version {found}, newer than this "
                         f"chatmigrate understands ({SCHEMA_VERSION}); upgrade chatmigrate")
             self.metadata.create_all(conn)
+            self._add_missing_columns(conn)
             if not conn.execute(sa.select(version_table.c.version)
                                 .where(version_table.c.version == SCHEMA_VERSION)).first():
                 conn.execute(version_table.insert().values(version=SCHEMA_VERSION, applied_at=_now()))
+
+    def _add_missing_columns(self, conn: sa.Connection) -> None:
+        """Upgrade a schema of an earlier version: every column added since is nullable, so ALTER TABLE
+        ADD COLUMN brings an existing table up to date (version 2 added cm_runs.host and .pid)."""
+        inspector = sa.inspect(conn)
+        quote = conn.dialect.identifier_preparer.quote
+        for table in self.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=conn.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}")
 
     def cursor_state(self) -> tuple[bool, str]:
         database = self.engine.url.database
@@ -166,17 +215,40 @@ class Loader(Target):
         return exists, "reachable, cursors read" if exists else "reachable, no chatmigrate tables yet"
 
     def start_run(self, info: RunInfo) -> str:
+        """Record a new run (`running`, with this process's host and pid), after marking `interrupted`
+        the runs left `running` by processes that are gone (killed, or their machine lost)."""
         run_id = str(uuid.uuid4())
+        runs = self.table("runs")
+        # The run lock is taken before the row exists: no other process may see the row unlocked.
+        self._release_run_lock()
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.run_lock(run_id))
+        self._run_lock = stack
 
         def insert() -> None:
             with self.engine.begin() as conn:
-                conn.execute(self.table("runs").insert().values(
+                self._mark_interrupted(conn)
+                conn.execute(runs.insert().values(
                     id=run_id, command=info.command, source=info.source, location=redact(info.location),
-                    target=self.safe_url, started_at=_now(), status="running"))
+                    target=self.safe_url, started_at=_now(), status=RUNNING, host=host_identity(),
+                    pid=os.getpid()))
 
-        self._retrying("recording the run", insert)
+        try:
+            self._retrying("recording the run", insert)
+        except BaseException:
+            self._release_run_lock()
+            raise
         self.run_id = run_id
         return run_id
+
+    def _mark_interrupted(self, conn: sa.Connection) -> None:
+        runs = self.table("runs")
+        stale = [row.id for row in conn.execute(sa.select(runs.c.id, runs.c.host, runs.c.pid)
+                                                .where(runs.c.status == RUNNING))
+                 if owner_gone(row.host, row.pid, self.run_lock_free(conn, row.id))]
+        if stale:
+            conn.execute(runs.update().where(runs.c.id.in_(stale), runs.c.status == RUNNING)
+                         .values(status=INTERRUPTED))
 
     def finish_run(self, status: str, counts: dict[str, Any]) -> None:
         if self.run_id is None:
@@ -188,7 +260,15 @@ class Loader(Target):
                 conn.execute(runs.update().where(runs.c.id == self.run_id)
                              .values(finished_at=_now(), status=status, counts=counts))
 
-        self._retrying("recording the run", update)
+        try:
+            self._retrying("recording the run", update)
+        finally:
+            self._release_run_lock()
+
+    def _release_run_lock(self) -> None:
+        if self._run_lock is not None:
+            stack, self._run_lock = self._run_lock, None
+            stack.close()
 
     def cursors(self, source: str, scope: str) -> dict[str, str]:
         """The saved sync cursor of every channel of one source and scope."""
@@ -271,6 +351,9 @@ class Loader(Target):
                 return action()
             except (sa.exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error, OSError) as exc:
                 cause = _driver_message(exc)
+                advice = self.cannot_succeed(getattr(exc, "orig", None) or exc)
+                if advice is not None:
+                    raise TargetError(f"{self.safe_url}: {what} failed: {cause}; {advice}") from None
                 if not self.is_transient(exc):
                     raise TargetError(f"{self.safe_url}: {what} failed: {cause}") from None
                 if time.monotonic() + delay > deadline:
@@ -278,6 +361,9 @@ class Loader(Target):
                         f"{self.safe_url}: {what} failed {attempts} times over {self.retry_seconds:g} s "
                         f"(connection lost or server unavailable); the last error was: {cause}. "
                         "Run the same command again when the server is back: it resumes.") from None
+                if attempts == 1 and self.notify is not None:
+                    self.notify(f"{self.safe_url}: {what} failed ({cause}); retrying for up to "
+                                f"{self.retry_seconds:g} s (--retry-for SECONDS)")
             # A dead connection may still sit in the pool: drop them all and reconnect fresh.
             self.engine.dispose()
             self.stats.retries += 1
@@ -293,6 +379,7 @@ class Loader(Target):
                                            updated_at=_now()))
 
     def close(self) -> None:
+        self._release_run_lock()
         self.engine.dispose()
 
 
@@ -317,13 +404,27 @@ def ddl_for(url: str, *, prefix: str = "cm_") -> str:
         loader.close()
 
 
+def database_url(url: str, *, where: str = "--to") -> sa.URL:
+    """`url` parsed, or a usage error saying what is wrong with it (never the password)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UsageError(f"{where} {redact(url)!r} is not a database URL (e.g. sqlite:///chat.db, "
+                         "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db)") from None
+    except ValueError:  # SQLAlchemy converts the port with int() and lets its ValueError out
+        raise UsageError(f"{where} {redact(url)!r}: the port after the host must be a number "
+                         "(e.g. postgresql+psycopg://user@db.internal:5432/chat)") from None
+    if parsed.host and "@" in parsed.host:
+        # The URL's password (or user name) holds an unencoded '@': the driver would take its tail for the
+        # host, fail to resolve it, and print that tail in its error.
+        raise UsageError(f"{where} {redact(url)!r}: the user name or password holds an '@'; write it as %40 "
+                         "(or keep the password in ~/.pgpass, ~/.my.cnf or CHATMIGRATE_TARGET_URL)")
+    return parsed
+
+
 def loader_for(url: str, *, prefix: str = "cm_") -> Loader:
     """Pick the dialect module by the URL's scheme (sqlite, postgresql, mysql/mariadb)."""
-    try:
-        backend = sa.engine.make_url(url).get_backend_name()
-    except sa.exc.ArgumentError as exc:
-        raise UsageError(f"--to {redact(url)!r} is not a database URL (e.g. sqlite:///chat.db, "
-                         "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db)") from exc
+    backend = database_url(url).get_backend_name()
     if backend == "sqlite":
         from chatmigrate.loaders.sqlite import SqliteLoader
         return SqliteLoader(url, prefix=prefix)

@@ -89,6 +89,11 @@ def statements(rows: list[Row], table: str, limits: Limits) -> Iterator[list[Row
             chunk, chunk_bytes = [], 0
         chunk.append(row)
         chunk_bytes += size
+        if chunk_bytes > limits.max_bytes:
+            # A row larger than a statement's share goes alone: the cleaner sized it to fit one packet
+            # by itself, not with others.
+            yield chunk
+            chunk, chunk_bytes = [], 0
     if chunk:
         yield chunk
 

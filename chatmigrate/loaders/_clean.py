@@ -4,7 +4,9 @@ Each dialect declares what it refuses as `TextRules`; this module does the work,
 - lone surrogates (no driver can encode them): valid pairs are joined, the rest become U+FFFD;
 - NUL characters where the dialect refuses them (PostgreSQL text and jsonb): removed;
 - values longer than their column (String(n) in the schema) where the dialect enforces lengths, and
-  long text over the dialect's byte limit: truncated.
+  long text over the dialect's byte limit: truncated;
+- a row larger than one statement may carry (MySQL: max_allowed_packet): its largest text value cut
+  until it fits; the row fits whole otherwise (text is not cut below what the server can take).
 A repaired row keeps what it lost: its `props` gains `cm_repairs`, a list of
 `{"column", "repairs", "original"}` where `original` is the old value as a JSON string literal
 (`json.loads` gives it back exactly, NULs and surrogates included). Every repair is also counted.
@@ -41,6 +43,12 @@ class TextRules:
     enforce_lengths: bool = True
     # Largest text value in bytes (UTF-8) the dialect can store or send in one statement.
     max_text_bytes: int | None = None
+    # Largest row in bytes on the wire, escapes included (MySQL: a row must fit one max_allowed_packet),
+    # and the characters the dialect's literals escape with one byte more.
+    max_row_bytes: int | None = None
+    escaped_chars: str = ""
+    # Named in the repair of a row cut to fit (e.g. "max_allowed_packet 16777216 bytes").
+    row_limit_name: str = "the statement size limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,12 @@ class Cleaner:
                          None if rules.nul_allowed else ("\\u0000" if c.is_json else "\x00")) for c in plan)
             for name, plan in self.plans.items()
         }
+        # A row whose text adds up to more characters than this may be over max_row_bytes (4 bytes a
+        # character at most on the wire): only then is its exact size computed. Dialects without a row
+        # limit keep the plain check, which is the hot path of every load.
+        self._row_chars = rules.max_row_bytes // 4 if rules.max_row_bytes else 0
+        if self._row_chars:
+            self.clean = self._clean_within_row_limit  # type: ignore[method-assign]
 
     def clean(self, table: str, row: Row) -> Row:
         """Return `row` itself when it is fine (the common case, kept fast), else a repaired copy."""
@@ -93,10 +107,23 @@ class Cleaner:
                 return self._repair(table, row)
         return row
 
+    def _clean_within_row_limit(self, table: str, row: Row) -> Row:
+        """`clean`, also sending a row whose values add up to more than the row limit may allow to repair."""
+        total = 0
+        for index, limit, needle in self._checks[table]:
+            value = row[index]
+            if value is None:
+                continue
+            if (len(value) > limit or (needle is not None and needle in value)
+                    or (not value.isascii() and _SURROGATE.search(value))):
+                return self._repair(table, row)
+            total += len(value)
+        return self._repair(table, row) if total > self._row_chars else row
+
     # -- the slow path, for the rare row that needs it -------------------------------------------
     def _repair(self, table: str, row: Row) -> Row:
         values = list(row)
-        notes: list[dict[str, Any]] = []
+        done: dict[int, list[str]] = {}
         for col in self.plans[table]:
             value = values[col.index]
             if value is None:
@@ -104,15 +131,49 @@ class Cleaner:
             fixed, repairs = (self._fix_json if col.is_json else self._fix_text)(value, col.max_chars)
             if repairs:
                 values[col.index] = fixed
-                for repair in repairs:
+                done[col.index] = repairs
+        if self.rules.max_row_bytes is not None:
+            self._fit_row(table, values, done)
+        if not done:  # a large row that fits after all: the row itself, no copy
+            return row
+        notes: list[dict[str, Any]] = []
+        for col in self.plans[table]:
+            if col.index in done:
+                for repair in done[col.index]:
                     self.repairs[f"{table}.{col.name}: {repair}"] += 1
-                notes.append(_note(col.name, repairs, value))
+                notes.append(_note(col.name, done[col.index], row[col.index]))
         props_at = self.props_index.get(table)
         if notes and props_at is not None:
             props = json.loads(values[props_at]) if values[props_at] else {}
             props.setdefault(REPAIRS_KEY, []).extend(notes)
             values[props_at] = self._fix_json(_dumps(props), None)[0]
         return tuple(values)
+
+    def _wire_bytes(self, value: str) -> int:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        return size + sum(value.count(c) for c in self.rules.escaped_chars)
+
+    def _fit_row(self, table: str, values: list[Any], done: dict[int, list[str]]) -> None:
+        """Cut the largest text value of a row too large for one statement until the row fits; JSON is
+        never cut (a row too large through props alone is left for the database to refuse, loudly)."""
+        budget = self.rules.max_row_bytes or 0
+        text_columns = [c for c in self.plans[table] if not c.is_json]
+        while True:
+            sizes = {c.index: self._wire_bytes(values[c.index]) for c in self.plans[table]
+                     if isinstance(values[c.index], str)}
+            over = sum(sizes.values()) + 8 * len(values) - budget
+            candidates = [c for c in text_columns if sizes.get(c.index, 0) > 0]
+            if over <= 0 or not candidates:
+                return
+            col = max(candidates, key=lambda c: sizes[c.index])
+            encoded = values[col.index].encode("utf-8", "surrogatepass")
+            # Cut the excess; where the cut part held escaped characters the row may still be over, and
+            # the next round cuts what is left of the excess.
+            keep = max(len(encoded) - over, 0)
+            values[col.index] = encoded[:keep].decode("utf-8", errors="ignore")
+            repair = f"cut to fit one statement ({self.rules.row_limit_name})"
+            if repair not in done.setdefault(col.index, []):
+                done[col.index].append(repair)
 
     def _fix_text(self, value: str, max_chars: int | None) -> tuple[str, list[str]]:
         repairs = []

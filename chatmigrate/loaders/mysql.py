@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,10 +22,13 @@ import pymysql
 import sqlalchemy as sa
 from pymysql.constants import CLIENT
 
+from chatmigrate.errors import TargetError
 from chatmigrate.loaders import Loader
 from chatmigrate.loaders._batching import Limits
-from chatmigrate.loaders._clean import TextRules
+from chatmigrate.loaders._clean import Cleaner, TextRules
 from chatmigrate.loaders.rows import COLUMNS, Row, key_columns
+from chatmigrate.model import Checkpoint, Record
+from chatmigrate.targets.contract import LoadStats
 
 # Strict: a value that does not fit is an error, never a silent truncation or a zero date.
 SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -43,10 +46,28 @@ _TRANSIENT_CODES = {
     2055,  # lost connection (system error)
     4031,  # MySQL 8: disconnected by the server for inactivity
 }
+# Errors no retry can fix, with what to do: unknown database, refused credentials.
+_CANNOT_SUCCEED = {
+    1044: "this user may not use that database: GRANT it access or fix the database name in the URL",
+    1045: "the server refused these credentials: check the user name and the password (~/.my.cnf, or "
+          "CHATMIGRATE_TARGET_URL)",
+    1049: "create the database first (CREATE DATABASE name CHARACTER SET utf8mb4 COLLATE utf8mb4_bin) or fix "
+          "its name in the URL",
+    1251: "the server wants an authentication method pymysql lacks: see the MySQL user's plugin",
+    1698: "the server refused these credentials (the user may be allowed only local socket logins): check the "
+          "user name and the password",
+}
+# Error 2003 also reports a host name that does not resolve (pymysql passes the resolver's words on).
+_UNKNOWN_HOST = re.compile(r"Name or service not known|nodename nor servname|No address associated|\[Errno -[25]\]")
 # The rows of one statement stay under this share of max_allowed_packet: row sizes are estimated
 # before escaping, which can double a value made of quotes and backslashes.
 _PACKET_SHARE = 0.45
 _MAX_STATEMENT_ROWS = 5_000
+MEDIUMTEXT_BYTES = (1 << 24) - 1
+# Room a row leaves in a packet for the statement around it and the repair notes added to its props.
+_ROW_MARGIN = 1 << 20
+# Seconds a first run waits for another creating the schema (it takes well under one).
+_SCHEMA_WAIT = 60
 
 
 def _literal(value: Any) -> str:
@@ -78,10 +99,11 @@ def _literal(value: Any) -> str:
 
 
 class MysqlLoader(Loader):
-    # Lengths are enforced (strict mode). LongText is MEDIUMTEXT (16 MiB), but a row must also fit one
-    # packet after escaping (up to 2×), and max_allowed_packet is 4 MiB on MySQL 5.7: 1 MiB per text
-    # value is safe everywhere and far above any chat message (Slack caps text at 40,000 characters).
-    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=True, max_text_bytes=1 << 20)
+    # Lengths are enforced (strict mode). LongText is MEDIUMTEXT, which holds 16 MiB; a row must also fit
+    # one statement, whose size the server caps at max_allowed_packet (4 MiB on MySQL 5.7, 16 MiB on
+    # MariaDB, 64 MiB on MySQL 8): read at connect (`_server_rules`), so text is stored whole whenever
+    # the server can take it, and cut (reported as a repair) only beyond.
+    text_rules: ClassVar[TextRules] = TextRules(nul_allowed=True, max_text_bytes=MEDIUMTEXT_BYTES)
 
     def __init__(self, url: str, *, prefix: str = "cm_") -> None:
         super().__init__(url, prefix=prefix)
@@ -119,13 +141,53 @@ class MysqlLoader(Loader):
             with self.engine.connect() as conn:
                 packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 4 << 20)
             self._limits = Limits(max_rows=_MAX_STATEMENT_ROWS, max_bytes=int(packet * _PACKET_SHARE))
+            self.cleaner = Cleaner({name: self.table(name) for name in COLUMNS}, _server_rules(packet))
         return self._limits
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._retrying("reading max_allowed_packet", lambda: self.limits)
+
+    def load(self, items: Iterable[Record | Checkpoint]) -> LoadStats:
+        self._retrying("reading max_allowed_packet", lambda: self.limits)  # the cleaner must know it first
+        return super().load(items)
 
     def transient_driver_error(self, exc: BaseException) -> bool:
         if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InternalError) and exc.args:
             return exc.args[0] in _TRANSIENT_CODES
         # (0, '') from pymysql: the socket is already closed.
         return isinstance(exc, pymysql.err.InterfaceError)
+
+    def cannot_succeed(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, pymysql.err.OperationalError) or not exc.args:
+            return None
+        code = exc.args[0]
+        if code == 2003 and _UNKNOWN_HOST.search(str(exc.args[-1])):
+            return "the host name does not resolve: check it in the URL"
+        return _CANNOT_SUCCEED.get(code)
+
+    @contextlib.contextmanager
+    def schema_lock(self, conn: sa.Connection) -> Iterator[None]:
+        """A named lock on the schema's own connection (DDL commits implicitly, so a transaction cannot
+        serialise it): a concurrent first run waits until the tables exist, then finds them."""
+        name = lock_name(self.engine.url.database or "", f"schema:{self.prefix}")
+        if not conn.execute(sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": _SCHEMA_WAIT}).scalar():
+            raise TargetError(f"{self.safe_url}: another chatmigrate has been creating the schema for over "
+                              f"{_SCHEMA_WAIT} s (GET_LOCK('{name}')); run again when it is done")
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        name = _run_lock_name(run_id)
+        with self.session_lock("SELECT GET_LOCK(:name, 0) = 1", "SELECT RELEASE_LOCK(:name)", {"name": name},
+                               f"GET_LOCK('{name}')"):
+            yield
+
+    def run_lock_free(self, conn: sa.Connection, run_id: str) -> bool | None:
+        return conn.execute(sa.text("SELECT IS_FREE_LOCK(:name)"), {"name": _run_lock_name(run_id)}).scalar() == 1
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -169,6 +231,14 @@ class MysqlLoader(Loader):
         return max(affected - duplicates, 0)
 
 
+def _server_rules(packet: int) -> TextRules:
+    """What this server takes: NUL, text values up to MEDIUMTEXT's 16 MiB, rows up to one packet
+    (the literal writer escapes backslash, quote and NUL with one byte more)."""
+    return TextRules(nul_allowed=True, max_text_bytes=MEDIUMTEXT_BYTES,
+                     max_row_bytes=max(packet - _ROW_MARGIN, 1 << 20), escaped_chars="\\'\x00",
+                     row_limit_name=f"max_allowed_packet {packet} bytes")
+
+
 _DUPLICATES = re.compile(rb"Duplicates:\s*(\d+)")
 
 
@@ -177,6 +247,11 @@ def _duplicates(driver: Any) -> int | None:
     message = getattr(getattr(driver, "_result", None), "message", None) or b""
     found = _DUPLICATES.search(message if isinstance(message, bytes) else str(message).encode())
     return int(found.group(1)) if found else None
+
+
+def _run_lock_name(run_id: str) -> str:
+    """Lock names are server-wide; a run id (a uuid4) is unique on its own."""
+    return f"chatmigrate:run:{run_id}"
 
 
 def lock_name(database: str, prefix: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -36,6 +37,21 @@ _TRANSIENT = (
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,
 )
+# Connection failures no retry can fix, with what to do. libpq reports them with no SQLSTATE (the
+# server refuses before a session exists), like a server that is down, so only their words tell them
+# apart; anything not listed is retried as before.
+_CANNOT_SUCCEED = (
+    (re.compile(r'database "[^"]*" does not exist'),
+     "create the database first (createdb NAME, or CREATE DATABASE NAME) or fix its name in the URL"),
+    (re.compile(r'role "[^"]*" does not exist|authentication failed|no pg_hba\.conf entry|no password supplied'
+                r"|permission denied for database", re.I),
+     "the server refused these credentials: check the user name and the password (~/.pgpass, PGPASSWORD, "
+     "or CHATMIGRATE_TARGET_URL)"),
+    (re.compile(r"failed to resolve host|could not translate host name"),
+     "the host name does not resolve: check it in the URL"),
+)
+# A resolver that could not answer now (EAI_AGAIN) may answer later: that one is retried.
+_RESOLVER_BUSY = re.compile(r"Temporary failure in name resolution|\[Errno -3\]")
 
 
 class _JsonbFromText(Dumper):
@@ -93,6 +109,33 @@ class PostgresqlLoader(Loader):
         # Client-side failures (refused, reset, "server closed the connection") carry no SQLSTATE.
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and exc.sqlstate is None
 
+    def cannot_succeed(self, exc: BaseException) -> str | None:
+        if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate is not None:
+            return None
+        text = str(exc)
+        if _RESOLVER_BUSY.search(text):
+            return None
+        return next((advice for pattern, advice in _CANNOT_SUCCEED if pattern.search(text)), None)
+
+    @contextlib.contextmanager
+    def schema_lock(self, conn: sa.Connection) -> Iterator[None]:
+        """A transaction advisory lock: a concurrent first run waits here until this transaction has
+        committed the tables, then finds them."""
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(f"schema:{self.prefix}")})
+        yield
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        key = advisory_key(f"run:{run_id}")
+        with self.session_lock("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key},
+                               f"pg_try_advisory_lock({key})"):
+            yield
+
+    def run_lock_free(self, conn: sa.Connection, run_id: str) -> bool | None:
+        # Taken until this transaction ends when free: harmless, its owner is gone.
+        return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                 {"key": advisory_key(f"run:{run_id}")}).scalar())
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """A session advisory lock, keyed by the table prefix (advisory locks are per database), on a
@@ -143,5 +186,6 @@ class PostgresqlLoader(Loader):
 
 
 def advisory_key(prefix: str) -> int:
-    """A stable signed 64-bit advisory-lock key for a table prefix (the same in every process)."""
+    """A stable signed 64-bit advisory-lock key for a table prefix (the same in every process); the
+    schema and run locks use `schema:<prefix>` and `run:<run id>`."""
     return int.from_bytes(hashlib.sha256(f"chatmigrate:{prefix}".encode()).digest()[:8], "big", signed=True)

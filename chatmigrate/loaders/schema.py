@@ -1,7 +1,7 @@
 """The target schema (DESIGN §5): one SQLAlchemy Core definition shared by every dialect.
 
 It is a public contract: admins query these tables. Bump SCHEMA_VERSION on any change and teach
-`upgrade` how to get there from the previous version.
+`Loader.prepare` how to get there from the previous version (so far: add nullable columns).
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-SCHEMA_VERSION = 1
+# 2: cm_runs.host and cm_runs.pid (a killed run's row is found and marked `interrupted`). Columns added
+# by a version are nullable, so Loader.prepare upgrades an older schema with ALTER TABLE ADD COLUMN.
+SCHEMA_VERSION = 2
 
 # MySQL needs an explicit fractional-seconds precision to keep microseconds (Slack ts has them).
 Timestamp = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -129,6 +131,9 @@ def build_metadata(prefix: str = "cm_") -> sa.MetaData:
         sa.Column("finished_at", Timestamp),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("counts", Json),
+        # The process that runs it: lets a later run tell a killed run (status left `running`) from a live one.
+        sa.Column("host", Name),
+        sa.Column("pid", sa.Integer),
     )
     sa.Table(
         f"{p}sync_state",

@@ -59,6 +59,14 @@ class SqliteLoader(Loader):
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
     @contextlib.contextmanager
+    def schema_lock(self, conn: sa.Connection) -> Iterator[None]:
+        """Take SQLite's write lock before looking at the schema: the sqlite3 module runs DDL outside a
+        transaction, so without it two first runs would both see no tables and the second fail on
+        `table … already exists`. A concurrent run waits for it (busy timeout, then a retry)."""
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+
+    @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive flock on `<db file>.lock` (SQLite has no named locks; the kernel drops it
         when the process ends). An in-memory database needs none: no other process can see it."""

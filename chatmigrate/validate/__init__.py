@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chatmigrate.model import (
+    UNREADABLE_FIELDS,
     Channel,
     Checkpoint,
     Emoji,
@@ -143,6 +144,16 @@ def _fingerprint(record: Any) -> int:
     return hash(repr(record))
 
 
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text with a lone surrogate" if _BAD_TEXT.search(value) else "text"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
+
 def _missing(value: Any) -> bool:
     return not isinstance(value, str) or not value
 
@@ -242,6 +253,17 @@ class Validator:
         return User(id=user_id, source=source, source_id=f"placeholder:{user_id}", username=f"unknown-{short}",
                     is_deleted=True, props={"placeholder": True}, origin=origin)
 
+    def _wrong_types(self, record: Any, kind: str | None = None, origin: Origin | None = None) -> None:
+        """CM120: the extractor left out fields of the wrong type and kept them in props (model.py).
+        `kind` and `origin` for a record that has neither (a message's file)."""
+        bad = record.props.get(UNREADABLE_FIELDS) if record.props else None
+        if not bad or not isinstance(bad, dict):
+            return
+        kind = kind or record.record_kind
+        names = ", ".join(f"{name} ({_type_name(value)})" for name, value in list(bad.items())[:8])
+        self.sink.add(Finding("CM120", f"{kind[:-1]} field{'s' if len(bad) > 1 else ''} of the wrong type: {names}",
+                              kind, record.id, origin or record.origin))
+
     def _clean_fields(self, record: Any, names: tuple[str, ...]) -> Any:
         """CM108 for users and channels: repair text fields a database would refuse, keep the originals."""
         bad = {name: getattr(record, name) for name in names
@@ -271,6 +293,7 @@ class Validator:
                 self._reject(record, [self._conflict(record)])
             return
         self.other_prints[record.id] = fingerprint
+        self._wrong_types(record)
         yield record
 
     def _user(self, user: User) -> Iterator[Item]:
@@ -306,6 +329,7 @@ class Validator:
                                       user.id, user.origin))
         else:
             self.sink.add(Finding("CM114", f"user {user.username!r} has no email", "users", user.id, user.origin))
+        self._wrong_types(user)
         yield user
 
     def _channel(self, channel: Channel) -> Iterator[Item]:
@@ -334,6 +358,7 @@ class Validator:
         if (channel.kind == "direct" and members not in (1, 2)) or (channel.kind == "group" and members < 3):
             self.sink.add(Finding("CM113", f"{channel.kind} conversation {channel.name!r} has {members} members",
                                   "channels", channel.id, channel.origin))
+        self._wrong_types(channel)
         yield channel
 
     # -- messages ------------------------------------------------------------------------------
@@ -391,6 +416,8 @@ class Validator:
         if not message.text and not message.files and message.kind == "normal" and message.deleted_at is None:
             self.sink.add(Finding("CM112", "message with neither text nor files", "messages", message.id,
                                   message.origin))
+        if UNREADABLE_FIELDS in message.props:
+            self._wrong_types(message)
         if repairs:
             props = dict(message.props)
             props.update(repairs.pop("props", {}))
@@ -494,6 +521,8 @@ class Validator:
         files: list[File] = []
         changed = False
         for file in message.files:
+            if UNREADABLE_FIELDS in file.props:
+                self._wrong_types(file, "files", message.origin)
             marked = bool(file.props.get("missing"))
             absent = file.path is None and file.source_url is None and not file.props.get("deleted")
             if marked or absent:

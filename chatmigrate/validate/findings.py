@@ -7,6 +7,7 @@ A finding's location is `file:line` for text input and `file@offset` for binary 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from chatmigrate.validate.rules import Severity, rule
 
 EXAMPLES_PER_CODE = 5
 # Files whose Origin.line is a byte offset, not a line number.
-BINARY_SUFFIXES = (".bson",)
+BINARY_SUFFIXES = (".bson", ".bson.gz")
 
 
 def format_origin(origin: Origin | None) -> str | None:
@@ -69,6 +70,24 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def _json_line(line: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(line, default=_default, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    except orjson.JSONEncodeError:
+        # orjson refuses lone surrogates (an invalid escape in the export, kept as read); the stdlib
+        # writes them back as the same \\udxxx escapes, so the rejects file still holds the record exactly.
+        return json.dumps(_str_keys(line), default=_default, ensure_ascii=True).encode() + b"\n"
+
+
+def _str_keys(value: Any) -> Any:
+    """What orjson's OPT_NON_STR_KEYS does, for the stdlib: every key as text."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _str_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_str_keys(v) for v in value]
+    return value
+
+
 @dataclass
 class FindingSink:
     """Collects findings; writes rejected records to `rejects_path` (opened on the first reject)."""
@@ -95,7 +114,7 @@ class FindingSink:
                 self._handle = self.rejects_path.open("wb")
             line = {"kind": findings[0].record_kind, "location": findings[0].location,
                     "findings": [f.as_json() for f in findings], "record": raw}
-            self._handle.write(orjson.dumps(line, default=_default, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+            self._handle.write(_json_line(line))
         if self.max_errors is not None and self.rejected_records >= self.max_errors:
             self.close()
             raise TooManyErrors(f"stopped after {self.rejected_records} rejected records (--max-errors "

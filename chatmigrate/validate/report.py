@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatmigrate.redact import printable
 from chatmigrate.validate.findings import EXAMPLES_PER_CODE
 from chatmigrate.validate.rules import SEVERITIES, rule
 
@@ -67,6 +68,15 @@ def month_series(per_month: dict[str, int]) -> list[tuple[str, int]]:
     return [(str(period), int(n)) for period, n in full.items()]
 
 
+def plural(n: int, word: str) -> str:
+    """`1 error`, `2 errors`, `0 errors` (`info` is a mass noun: `3 info`)."""
+    return f"{n:,} {word}" if n == 1 or word == "info" else f"{n:,} {word}s"
+
+
+def totals_text(totals: dict[str, int]) -> str:
+    return ", ".join(plural(totals[severity], severity) for severity in SEVERITIES)
+
+
 def exit_code_of(result: RunResult) -> int:
     return 1 if result.errors else 0
 
@@ -95,7 +105,10 @@ def _example_line(example: dict[str, Any]) -> str:
 
 
 def summary_lines(result: RunResult) -> list[str]:
-    """The terminal summary: counts per kind, then per rule the count, what was done and first examples."""
+    """The terminal summary: counts per kind, then per rule the count, what was done and first examples.
+
+    Every line is `printable`: an example quotes the input (a name, a text), which may hold NUL, escape
+    sequences or bidi overrides that must not reach the terminal raw."""
     verb = "would load" if result.dry_run else "loaded"
     lines = [f"{result.command}: {result.location} ({result.source})"
              + (f" → {result.target}" if result.target else " (dry run: nothing written)"),
@@ -107,8 +120,7 @@ def summary_lines(result: RunResult) -> list[str]:
     rows = rule_rows(result)
     if rows:
         totals = severity_totals(result)
-        lines.append(f"  findings: {totals['error']:,} errors, {totals['warning']:,} warnings, "
-                     f"{totals['info']:,} info")
+        lines.append(f"  findings: {totals_text(totals)}")
     for row in rows:
         lines.append(f"  {row['code']} {row['name']} ({row['severity']}): {row['count']:,} — {row['repair']}")
         lines += [_example_line(example) for example in row["examples"][:TERMINAL_EXAMPLES]]
@@ -121,11 +133,12 @@ def summary_lines(result: RunResult) -> list[str]:
     if not result.dry_run:
         lines.append(f"  rows inserted or changed: {result.rows_written:,}")
         for repair, n in sorted(result.repairs.items()):
-            lines.append(f"  repaired for the target: {repair}: {n:,} (originals in props.cm_repairs)")
+            lines.append(f"  repaired for the target: {repair}: {n:,} (the original, or its size and SHA-256 "
+                         "when too large, in props.cm_repairs)")
         if result.retries:
             lines.append(f"  transactions retried after a lost connection: {result.retries:,}")
     lines += [f"  {line}" for line in result.target_summary.get("lines", ())]
-    return lines
+    return [printable(line) for line in lines]
 
 
 def print_summary(result: RunResult, echo: Callable[[str], None]) -> None:
@@ -157,7 +170,9 @@ svg text{font:11px system-ui,sans-serif;fill:#394150}
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # printable: NUL and other control characters are not allowed in HTML, and a lone surrogate
+    # cannot even be written to the UTF-8 file.
+    return html.escape(printable("" if value is None else str(value)), quote=True)
 
 
 def _counts_table(result: RunResult) -> str:
@@ -256,7 +271,8 @@ def render_html(result: RunResult, exit_code: int) -> str:
     series = month_series(result.per_month)
     target = _e(result.target) if result.target else "dry run: nothing written"
     status = ("clean", "No errors: every record can be loaded.") if not totals["error"] else (
-        "errors", f"{totals['error']:,} errors: {result.sink.rejected_records:,} records would not load as they are.")
+        "errors", f"{plural(totals['error'], 'error')}: {plural(result.sink.rejected_records, 'record')} would not "
+        "load as they are.")
     when = ""
     if result.first_at and result.last_at:
         when = f" · messages from {result.first_at:%Y-%m-%d} to {result.last_at:%Y-%m-%d}"
@@ -272,7 +288,7 @@ def render_html(result: RunResult, exit_code: int) -> str:
 <h1>chatmigrate {_e(result.command)}: {_e(result.location)}</h1>
 <p class="meta">source {_e(result.source)} · target {target}{when} · generated {generated} · exit code {exit_code}</p>
 <div id="status" class="status {status[0]}">{_e(status[1])}</div>
-<p id="totals">{totals['error']:,} errors · {totals['warning']:,} warnings · {totals['info']:,} info</p>
+<p id="totals">{_e(totals_text(totals).replace(", ", " · "))}</p>
 {rejects}
 <h2>Records</h2>
 {_counts_table(result)}

@@ -63,7 +63,9 @@ RULES: tuple[Rule, ...] = (
          "NUL removed, lone surrogates replaced by U+FFFD; the original, escaped, in props.source_text_escaped "
          "(messages) or props.source_escaped (users, channels)"),
     Rule("CM109", "text-too-long", "warning", "text longer than the configured maximum (--max-text)",
-         "loaded whole; target chat servers may need to split it"),
+         "loaded whole into SQLite and PostgreSQL; into MySQL/MariaDB whole up to 16 MiB and one "
+         "max_allowed_packet, beyond that cut and reported as a target repair (the original's size and SHA-256 "
+         "in props.cm_repairs); split into replies in a Mattermost package (CM203)"),
     Rule("CM110", "timestamp-out-of-range", "warning", "a timestamp in the future or before 1990",
          "loaded as is; check the export's clock"),
     Rule("CM111", "edited-before-created", "warning", "an edit time earlier than the creation time",
@@ -84,6 +86,10 @@ RULES: tuple[Rule, ...] = (
          "the message and the file's metadata are loaded; file.props.missing = true"),
     Rule("CM119", "email-required", "error", "a user without an email while --require-email says the target "
          "needs one (bots excepted)"),
+    Rule("CM120", "field-wrong-type", "warning", "a field of the wrong JSON type (a number or an object where "
+         "an id, text or list belongs), or an id holding a lone surrogate",
+         "loaded without that field (e.g. with no author, or not in a thread); the value as read is kept in "
+         "props.unreadable_fields"),
     Rule("CM201", "mm-name-changed", "warning", "a username, team, channel or emoji name Mattermost refuses "
          "(characters, length, reserved word)", "renamed to a valid name; old → new in the package's "
          "`.names.json`, mentions and channel links follow"),

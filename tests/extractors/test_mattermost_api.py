@@ -436,3 +436,21 @@ def test_bad_posts_from_the_server_are_recorded(server: tuple[str, FakeServer]) 
     assert set(rejects) == {"no author", "reply to a deleted root"}
     assert all(r.code == "CM002" and r.origin is not None and "/api/v4/posts/" in r.origin.file
                for r in rejects.values())
+
+
+def test_fields_of_the_wrong_type_from_the_server_are_kept_and_never_crash(server: tuple[str, FakeServer]) -> None:
+    """Issue 12 #4: any field of the wrong JSON type is set aside in props.unreadable_fields (CM120)."""
+    url, state = server
+    alice = state.user_id("alice")
+    state.users[alice]["email"] = 12
+    town = next(c for c in state.channels.values() if c["name"] == "town-square")
+    town["header"] = {"text": "x"}
+    post = next(p for p in state.posts.values() if p["message"].startswith("Thread root"))
+    post["message"], post["is_pinned"] = 99, "yes"
+    items = list(api(url).records())
+    user = next(u for u in items if isinstance(u, User) and u.username == "alice")
+    channel = next(c for c in items if isinstance(c, Channel) and c.name == "town-square")
+    message = next(m for m in items if isinstance(m, Message) and m.props.get("mm_id") == post["id"])
+    assert user.email is None and user.props["unreadable_fields"] == {"email": 12}
+    assert channel.topic is None and channel.props["unreadable_fields"] == {"header": {"text": "x"}}
+    assert message.text == "" and message.props["unreadable_fields"] == {"message": 99, "is_pinned": "yes"}

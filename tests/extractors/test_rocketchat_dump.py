@@ -267,35 +267,49 @@ def write_variant(tmp_path: Path, change: Any) -> Path:
     return tmp_path / "dump"
 
 
-def test_truncated_bson_names_file_and_offset(tmp_path: Path) -> None:
+def _rest_unreadable(items: list[Item]) -> Unreadable:
+    """The one "rest of the file" reject of a broken collection (an export file, not a record)."""
+    (rest,) = [u for u in items if isinstance(u, Unreadable) and u.record_kind == "export_files"]
+    assert rest.code == "CM001"
+    return rest
+
+
+def test_truncated_bson_loads_what_is_readable_and_rejects_the_rest_at_its_offset(tmp_path: Path) -> None:
     dump = write_variant(tmp_path, lambda docs: None)
     path = dump / "rocketchat" / "rocketchat_message.bson"
     data = path.read_bytes()
     path.write_bytes(data[:-10])
-    with pytest.raises(InputError) as caught:
-        read(dump)
+    items = read(dump)  # no InputError: users, rooms and every whole message still come
     # The last document starts at the offset reported.
     last = data.rfind(gen.bson.encode(gen.collections()["rocketchat_message"][-1]))
-    assert caught.value.location == f"rocketchat/rocketchat_message.bson:{last}"
-    assert "truncated" in str(caught.value)
+    rest = _rest_unreadable(items)
+    assert str(rest.origin) == f"rocketchat/rocketchat_message.bson:{last}" and "truncated" in rest.reason
+    assert rest.raw == {"file": "rocketchat/rocketchat_message.bson", "offset": last}
+    assert by_type(items)["Message"] == by_type(read(SAMPLES / "dump"))["Message"] - 1
+    assert by_type(items)["Checkpoint"] == by_type(items)["Channel"]
 
 
-def test_impossible_length_field_is_an_input_error(tmp_path: Path) -> None:
+def test_impossible_length_field_rejects_the_rest_of_the_file(tmp_path: Path) -> None:
     dump = write_variant(tmp_path, lambda docs: None)
     path = dump / "rocketchat" / "users.bson"
+    size = path.stat().st_size
     path.write_bytes(path.read_bytes() + b"\xff\xff\xff\x7f garbage")
-    with pytest.raises(InputError, match=r"users\.bson:[0-9]+: not a BSON document"):
-        read(dump)
+    items = read(dump)
+    rest = _rest_unreadable(items)
+    assert str(rest.origin) == f"rocketchat/users.bson:{size}" and "not a BSON document" in rest.reason
+    assert by_type(items)["User"] == by_type(read(SAMPLES / "dump"))["User"]
 
 
-def test_truncated_gzip_is_an_input_error(tmp_path: Path) -> None:
+def test_truncated_gzip_rejects_the_rest_and_keeps_what_inflates(tmp_path: Path) -> None:
     dump = write_variant(tmp_path, lambda docs: None)
     path = dump / "rocketchat" / "rocketchat_message.bson"
     gz = path.with_name(path.name + ".gz")
     gz.write_bytes(gzip.compress(path.read_bytes())[:-40])
     path.unlink()
-    with pytest.raises(InputError, match=r"rocketchat_message\.bson\.gz"):
-        read(dump)
+    items = read(dump)
+    rest = _rest_unreadable(items)
+    assert rest.origin is not None and rest.origin.file == "rocketchat/rocketchat_message.bson.gz"
+    assert by_type(items)["Message"] > 0
 
 
 def test_undecodable_document_with_intact_framing_is_unreadable(tmp_path: Path) -> None:

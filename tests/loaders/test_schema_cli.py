@@ -31,4 +31,8 @@ def test_schema_apply_error_is_one_redacted_line() -> None:
                                        "--retry-for", "0.5"])
     assert result.exit_code == 2
     assert "s3cret-pw" not in result.output
-    assert result.output.startswith("chatmigrate: error: mysql+pymysql://root:***@127.0.0.1:1/x")
+    # A server that refuses connections is retried, and said so at once; then one error line.
+    notice, error = result.stderr.strip().splitlines()
+    assert notice.startswith("chatmigrate: mysql+pymysql://root:***@127.0.0.1:1/x: creating the schema failed")
+    assert "retrying for up to 0.5 s" in notice
+    assert error.startswith("chatmigrate: error: mysql+pymysql://root:***@127.0.0.1:1/x")

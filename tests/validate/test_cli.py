@@ -38,7 +38,7 @@ def test_crafted_export_reports_every_rule_in_one_pass(crafted: Path, crafted_co
     lines = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     where = {line["findings"][0]["code"]: line["location"] for line in lines}
     assert where == {"CM004": "general/2024-01-15.json:8", "CM105": "general/2024-01-15.json:20",
-                     "CM005": "ghost-channel/2024-01-01.json"}
+                     "CM005": "ghost-channel/2024-01-01.json:2"}  # each unplaceable message, at its line
     for rule_row in data["rules"]:
         for example in rule_row["examples"]:
             assert example["location"] and example["repair"] and example["severity"] == rule_row["severity"]

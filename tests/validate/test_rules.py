@@ -175,6 +175,11 @@ CASES: dict[str, Callable[[], tuple[list[Item], list[Item], dict[str, Any]]]] = 
                             msg("general", 3, files=(_file("deleted.pdf", props={"deleted": True}),))), {}),
     "CM119": lambda: (world(users=(user("alice", email=None),)),
                       world(users=(user("alice"), user("bot", email=None, is_bot=True))), {"require_email": True}),
+    # The extractor left a number `user` out and kept it (extractors/_fields.py); a file's own field too.
+    "CM120": lambda: (world(msg("general", 1, None, props={"unreadable_fields": {"user": 12}}),
+                            msg("general", 2, files=(_file("a.pdf", source_url="https://x/a.pdf",
+                                                           props={"unreadable_fields": {"size": "big"}}),))),
+                      world(msg("general", 1, props={"unrelated": {"user": 12}})), {}),
 }
 
 
