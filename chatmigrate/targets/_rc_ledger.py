@@ -64,7 +64,8 @@ class Ledger:
         self._dir = tempfile.TemporaryDirectory(prefix="chatmigrate-rc-")
         self.db = sqlite3.connect(Path(self._dir.name) / "ledger.db", isolation_level=None)
         # Scratch data, rebuilt from the database every run: durability is not wanted, speed is.
-        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;" + _SCHEMA)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE; "
+                              "PRAGMA cache_size=-32768;" + _SCHEMA)
         self.db.execute("BEGIN")
 
     @property
@@ -97,20 +98,27 @@ class Ledger:
         row = self.db.execute("SELECT place, hash, tsig FROM msgs WHERE id = ?", (doc_id,)).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
+    def room_of_message(self, doc_id: str) -> str | None:
+        """The room of a live message the database holds (or this run wrote), or None."""
+        row = self.db.execute("SELECT rid FROM msgs WHERE id = ? AND live = 1", (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def spool(self, doc: dict[str, Any], live: bool) -> None:
         """Hold one message document of the current room; its placement counts from now on."""
         visible = live and ("tmid" not in doc or bool(doc.get("tshow")))
-        old = self.message(doc["_id"])
+        # A new row's place is where it will go; a known row keeps where the database has it (and its
+        # hash), so the writer can tell new, changed, moved and unchanged documents apart.
         self.db.execute(
             "INSERT INTO msgs VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT (id) DO UPDATE SET "
             "rid = excluded.rid, tmid = excluded.tmid, ts = excluded.ts, uid = excluded.uid, live = excluded.live, "
             "visible = excluded.visible",
             (doc["_id"], doc["rid"], doc.get("tmid"), ms(doc["ts"]), doc["u"]["_id"], int(live), int(visible),
-             old[0] if old else ("m" if live else "t")))
+             "m" if live else "t"))
         self.db.execute("INSERT INTO spool (rid, id, doc) VALUES (?, ?, ?)", (doc["rid"], doc["_id"], bson.encode(doc)))
 
-    def placed(self, doc_id: str, place: str, digest: str, tsig: str | None) -> None:
-        self.db.execute("UPDATE msgs SET place = ?, hash = ?, tsig = ? WHERE id = ?", (place, digest, tsig, doc_id))
+    def placed(self, rows: list[tuple[str, str, str | None, str]]) -> None:
+        """Rows of (place, hash, thread signature, id) of documents just written."""
+        self.db.executemany("UPDATE msgs SET place = ?, hash = ?, tsig = ? WHERE id = ?", rows)
 
     def set_tsig(self, doc_id: str, tsig: str | None) -> None:
         self.db.execute("UPDATE msgs SET tsig = ? WHERE id = ?", (tsig, doc_id))
@@ -125,13 +133,17 @@ class Ledger:
             ") GROUP BY tmid", (rid,))
         self.db.execute("UPDATE threads SET sig = n || '|' || tlm || '|' || replies")
 
-    def spooled(self, rid: str) -> Iterator[tuple[dict[str, Any], tuple[int, int, str, str] | None]]:
+    def spooled(self, rid: str) -> Iterator[tuple[dict[str, Any], tuple[int, int, str, str] | None,
+                                                  tuple[str, str | None, str | None] | None]]:
         """The spooled documents of room `rid` in stream order, each with its thread counters
-        (count, last reply ms, repliers, signature) when it is a thread root."""
-        rows = self.db.execute("SELECT s.doc, t.n, t.tlm, t.replies, t.sig FROM spool s LEFT JOIN threads t "
-                               "ON t.tmid = s.id WHERE s.rid = ? ORDER BY s.seq", (rid,))
-        for raw, n, tlm, replies, sig in rows:
-            yield bson.decode(raw), (None if n is None else (n, tlm, replies, sig))
+        (count, last reply ms, repliers, signature) when it is a thread root, and what the database
+        holds of it (place, hash, thread signature; None when it holds nothing)."""
+        rows = self.db.execute("SELECT s.doc, t.n, t.tlm, t.replies, t.sig, m.place, m.hash, m.tsig FROM spool s "
+                               "LEFT JOIN threads t ON t.tmid = s.id JOIN msgs m ON m.id = s.id "
+                               "WHERE s.rid = ? ORDER BY s.seq", (rid,))
+        for raw, n, tlm, replies, sig, place, digest, tsig in rows:
+            yield (bson.decode(raw), None if n is None else (n, tlm, replies, sig),
+                   None if digest is None else (place, digest, tsig))
 
     def stale_roots(self, rid: str) -> list[tuple[str, str, int, int, str, str]]:
         """Roots of `rid` outside the spool whose counters in the database differ from the computed ones

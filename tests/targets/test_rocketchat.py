@@ -300,3 +300,51 @@ def test_long_text_is_split_and_checks_report_names(rc_url: str, tmp_path: Path)
     finally:
         target.close()
     assert {"CM301", "CM303"} <= set(result.sink.counts)
+
+
+@pytest.mark.timeout(180)
+def test_a_later_run_updates_many_documents_and_old_threads(rc_url: str) -> None:
+    """More updates than FerretDB can hold in one command (it deadlocks at ~100), and a reply that
+    arrives in a later run (as a sync brings it) without its root: the validator loads it top-level
+    with props.orphan_of, the target puts it back in its thread and counts it on the old root."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.targets.helpers import RecordSource
+
+    t0 = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    people = [f"u{n}" for n in range(130)]
+
+    def users(label: str) -> list[Any]:
+        return [User(id=u, source="t", source_id=u, username=u, display_name=f"{label} {u}") for u in people]
+
+    channel = Channel(id="c1", source="t", source_id="C", team_id=None, name="general", kind="public",
+                      member_ids=tuple(people))
+    root = Message(id="m1", source="t", source_id="m1", channel_id="c1", user_id="u1", created_at=t0, text="root")
+    reply = Message(id="m2", source="t", source_id="m2", channel_id="c1", user_id="u2",
+                    created_at=t0 + timedelta(minutes=1), text="first reply", thread_root_id="m1")
+    later = Message(id="m3", source="t", source_id="m3", channel_id="c1", user_id="u3",
+                    created_at=t0 + timedelta(minutes=2), text="later reply", thread_root_id="m1")
+
+    def run(records: list[Any]) -> pipeline.RunResult:
+        target = target_for(rc_url)
+        try:
+            return pipeline.run(RecordSource(lambda: iter(records)), target,
+                                pipeline.RunOptions("migrate", "synth", progress=False))
+        finally:
+            target.close()
+
+    run([*users("Old"), channel, root, reply])
+    second = run([*users("New"), channel, later])
+    assert second.rows_written >= 130
+    target = target_for(rc_url)
+    try:
+        db = target.db  # type: ignore[attr-defined]
+        assert db.users.count_documents({"name": {"$regex": "^New "}}) == 130
+        top = db.rocketchat_message.find_one({"_id": rc.meteor_id("message", "m1")})
+        assert top["tcount"] == 2 and top["tlm"] == later.created_at
+        assert set(top["replies"]) == {rc.meteor_id("user", "u2"), rc.meteor_id("user", "u3")}
+        room = db.rocketchat_room.find_one({})
+        assert room["msgs"] == 3 and room["lastMessage"]["_id"] == rc.meteor_id("message", "m1")
+    finally:
+        target.close()
+    _invariants(rc_url)
