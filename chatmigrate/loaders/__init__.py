@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -175,8 +177,10 @@ class Loader(Target):
 
     def _prepare(self) -> None:
         # Under the schema lock, a second process that started at the same moment waits, then finds
-        # the tables the first one created instead of failing on the catalog's duplicate.
-        with self.engine.begin() as conn, self.schema_lock(conn):
+        # the tables the first one created instead of failing on the catalog's duplicate. The commit
+        # happens inside the lock: a lock released before it (MySQL's GET_LOCK is not transactional)
+        # let a second process miss the uncommitted schema_version row and insert it again.
+        with self.engine.connect() as conn, self.schema_lock(conn):
             version_table = self.table("schema_version")
             if sa.inspect(conn).has_table(version_table.name):
                 found = conn.execute(sa.select(sa.func.max(version_table.c.version))).scalar()
@@ -189,6 +193,7 @@ class Loader(Target):
             if not conn.execute(sa.select(version_table.c.version)
                                 .where(version_table.c.version == SCHEMA_VERSION)).first():
                 conn.execute(version_table.insert().values(version=SCHEMA_VERSION, applied_at=_now()))
+            conn.commit()
 
     def _add_missing_columns(self, conn: sa.Connection) -> None:
         """Upgrade a schema of an earlier version: every column added since is nullable, so ALTER TABLE
@@ -290,40 +295,62 @@ class Loader(Target):
         channel's rows, never before them: state cannot run ahead of data. Holding cursors until the
         next flush instead of committing at each one keeps an export of many small channels from
         paying one transaction per channel. If the source itself fails, what was read is still
-        written (with the cursors of the channels it completed) before the error goes on."""
+        written (with the cursors of the channels it completed) before the error goes on.
+
+        Batches are written by one background thread (`_BatchWriter`) while this thread reads and
+        shapes the next: the drivers release the GIL during database I/O, so on two cores the run
+        takes about max(read, write) instead of their sum. At most one batch waits for the writer."""
         pending = PendingRows(self.flush_rows)
         checkpoints: dict[tuple[str, str, str], Checkpoint] = {}
         clean = self.cleaner.clean
         iterator = iter(items)
-        while True:
-            try:
-                item = next(iterator)
-            except StopIteration:
-                break
-            except Exception:
-                self._flush(pending, checkpoints)
-                raise
-            if isinstance(item, Checkpoint):
-                checkpoints[(item.source, item.scope, item.channel_id)] = item
-                continue
-            self.stats.records += 1
-            for table, row in rows_of(item):
-                pending.add(table, clean(table, row))
-            if pending.full:
-                self._flush(pending, checkpoints)
-        self._flush(pending, checkpoints)
+        writer = _BatchWriter(self._write_batch, background=self.background_writes())
+        try:
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception:
+                    self._flush(pending, checkpoints, writer)
+                    writer.finish()
+                    raise
+                if isinstance(item, Checkpoint):
+                    checkpoints[(item.source, item.scope, item.channel_id)] = item
+                    continue
+                self.stats.records += 1
+                for table, row in rows_of(item):
+                    pending.add(table, clean(table, row))
+                if pending.full:
+                    self._flush(pending, checkpoints, writer)
+            self._flush(pending, checkpoints, writer)
+            writer.finish()
+        finally:
+            writer.close()
         return self.stats
 
-    def _flush(self, pending: PendingRows, checkpoints: dict[tuple[str, str, str], Checkpoint]) -> None:
-        """Write what is pending and the held cursors in ONE transaction: the unit of retry.
+    def background_writes(self) -> bool:
+        """May batches be written from another thread? Not where the pool gives each thread its own
+        connection (SQLite :memory:, SingletonThreadPool): the writer would see another database."""
+        return not isinstance(self.engine.pool, sa.pool.SingletonThreadPool)
 
-        A failure rolls the whole batch back, so a retry (or a re-run after a crash) repeats it from
-        scratch; deterministic ids make the repeat harmless."""
+    def _flush(self, pending: PendingRows, checkpoints: dict[tuple[str, str, str], Checkpoint],
+               writer: _BatchWriter) -> None:
+        """Hand what is pending and the held cursors to the writer, as ONE transaction (`_write_batch`)."""
         if not pending.count and not checkpoints:
             return
         batch = list(pending.drain())
         cursors = list(checkpoints.values())
         checkpoints.clear()
+        # Copied here, on the thread that counts repairs, so the writer never reads a changing Counter.
+        self.stats.repairs = dict(self.cleaner.repairs)
+        writer.submit(batch, cursors)
+
+    def _write_batch(self, batch: list[tuple[str, list[Row]]], cursors: list[Checkpoint]) -> None:
+        """Write one batch and its cursors in ONE transaction: the unit of retry.
+
+        A failure rolls the whole batch back, so a retry (or a re-run after a crash) repeats it from
+        scratch; deterministic ids make the repeat harmless."""
 
         def write() -> int:
             written = 0
@@ -337,7 +364,6 @@ class Loader(Target):
 
         self.stats.rows_written += self._retrying("writing a batch", write)
         self.stats.commits += 1
-        self.stats.repairs = dict(self.cleaner.repairs)
 
     def _retrying(self, what: str, action: Callable[[], T]) -> T:
         """Run one transaction; repeat it with exponential backoff while failures are transient,
@@ -385,6 +411,59 @@ class Loader(Target):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_Batch = tuple[list[tuple[str, list[Row]]], list[Checkpoint]]
+
+
+class _BatchWriter:
+    """Writes batches in order on one background thread, fed through a queue of one batch.
+
+    The queue bound keeps memory flat: the batch being read, one waiting, one being written. The first
+    failure of a write stops the writer and is raised on the reading thread at its next submit (or at
+    `finish`); batches after a failed one are never written, so no cursor passes data that failed."""
+
+    def __init__(self, write: Callable[[list[tuple[str, list[Row]]], list[Checkpoint]], None], *,
+                 background: bool) -> None:
+        self._write = write
+        self._failure: BaseException | None = None
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="chatmigrate-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._write(*batch)
+                except BaseException as exc:  # handed to the reading thread, which raises it
+                    self._failure = exc
+
+    def _raise_failure(self) -> None:
+        # Never cleared: the writer must keep skipping every batch queued after the failed one.
+        if self._failure is not None:
+            raise self._failure
+
+    def submit(self, batch: list[tuple[str, list[Row]]], cursors: list[Checkpoint]) -> None:
+        self._raise_failure()
+        if self._thread is None:
+            self._write(batch, cursors)
+            return
+        self._queue.put((batch, cursors))
+
+    def finish(self) -> None:
+        """Wait until every submitted batch is written; raise the failure if one failed."""
+        self.close()
+        self._raise_failure()
+
+    def close(self) -> None:
+        """Stop the thread after the batches already queued (also on the way out of an error)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _driver_message(exc: BaseException) -> str:

@@ -1,5 +1,11 @@
-"""MySQL / MariaDB target (pymysql): multi-row `INSERT … ON DUPLICATE KEY UPDATE` statements sized
-under the server's `max_allowed_packet`, utf8mb4 everywhere, strict SQL mode.
+"""MySQL / MariaDB target (pymysql): `LOAD DATA LOCAL INFILE` into a temporary staging table, then one
+`INSERT … SELECT … ON DUPLICATE KEY UPDATE` merge per table; utf8mb4 everywhere, strict SQL mode.
+
+Why LOAD DATA: it is the fastest way in on this server (~41k rows/s against ~18k for pymysql's
+executemany, research/load-baselines.md), and the staged merge keeps the row_hash rule of every
+dialect. Where the server has `local_infile` off (or the URL says `?local_infile=0`), the loader says
+so once on stderr and writes multi-row `INSERT … ON DUPLICATE KEY UPDATE` statements sized under the
+server's `max_allowed_packet` instead.
 
 Why build the statement text here: pymysql escapes value by value in pure Python, which bounds it at
 about 18k rows/s on this machine (research/load-baselines.md); a tuple-at-a-time literal writer that
@@ -12,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -68,6 +77,37 @@ MEDIUMTEXT_BYTES = (1 << 24) - 1
 _ROW_MARGIN = 1 << 20
 # Seconds a first run waits for another creating the schema (it takes well under one).
 _SCHEMA_WAIT = 60
+# With LOAD DATA the file is streamed, not one packet: a flush's table goes in one LOAD and one merge.
+_LOAD_DATA_ROWS = 200_000
+_NO_LOCAL_INFILE = ("{url}: the server has local_infile OFF (or the URL sets local_infile=0): writing with "
+                    "multi-row INSERT, about half as fast as LOAD DATA (SET GLOBAL local_infile=1 to enable it)")
+
+
+def _tsv(value: Any) -> str:
+    """One value as a field of LOAD DATA's default format (tab-separated, backslash escapes, \\N)."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is str:
+        if "\\" in value:
+            value = value.replace("\\", "\\\\")
+        if "\t" in value:
+            value = value.replace("\t", "\\t")
+        if "\n" in value:
+            value = value.replace("\n", "\\n")
+        if "\r" in value:
+            value = value.replace("\r", "\\r")
+        if "\x00" in value:
+            value = value.replace("\x00", "\\0")
+        return value
+    if kind is bool:
+        return "1" if value else "0"
+    if kind is datetime:
+        # DATETIME(6) has no zone: chatmigrate stores UTC. isoformat is ~5x cheaper than strftime.
+        if value.tzinfo is not UTC and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return str(value)
 
 
 def _literal(value: Any) -> str:
@@ -113,7 +153,10 @@ class MysqlLoader(Loader):
             table.dialect_kwargs.update(mysql_engine="InnoDB", mysql_charset="utf8mb4",
                                         mysql_collate="utf8mb4_bin")
         self._sql: dict[str, tuple[str, str]] = {}
+        self._merge: dict[str, str] = {}
         self._limits: Limits | None = None
+        self._load_data = False
+        self._spool: Path | None = None
 
     def create_engine(self, url: str) -> sa.Engine:
         connect_args: dict[str, Any] = {
@@ -122,6 +165,10 @@ class MysqlLoader(Loader):
         }
         parsed = sa.engine.make_url(url)
         option_file = Path("~/.my.cnf").expanduser()
+        if "local_infile" not in parsed.query:
+            # The client side of LOAD DATA LOCAL; a URL may turn it off (?local_infile=0): pymysql sends
+            # whatever file the server names, so a database one does not trust should not get it.
+            connect_args["local_infile"] = True
         if parsed.password is None and "read_default_file" not in parsed.query and option_file.is_file():
             # Like the mysql client: a password-less URL takes the password from ~/.my.cnf [client].
             connect_args.update(read_default_file=str(option_file), read_default_group="client")
@@ -139,8 +186,17 @@ class MysqlLoader(Loader):
         """Statement size follows this server's max_allowed_packet, read once."""
         if self._limits is None:
             with self.engine.connect() as conn:
-                packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 4 << 20)
-            self._limits = Limits(max_rows=_MAX_STATEMENT_ROWS, max_bytes=int(packet * _PACKET_SHARE))
+                packet, server_infile = conn.exec_driver_sql("SELECT @@max_allowed_packet, @@local_infile").one()
+                client_infile = bool(conn.connection.driver_connection.client_flag & CLIENT.LOCAL_FILES)
+            packet = int(packet or 4 << 20)
+            self._load_data = bool(int(server_infile or 0)) and client_infile
+            if self._load_data:
+                self._limits = Limits(max_rows=_LOAD_DATA_ROWS)
+            else:
+                print(_NO_LOCAL_INFILE.format(url=self.safe_url), file=sys.stderr)
+                self._limits = Limits(max_rows=_MAX_STATEMENT_ROWS, max_bytes=int(packet * _PACKET_SHARE))
+            # The same row rules on both paths: a row stays within one packet, so a target that turns
+            # local_infile off later stores the same text.
             self.cleaner = Cleaner({name: self.table(name) for name in COLUMNS}, _server_rules(packet))
         return self._limits
 
@@ -216,6 +272,70 @@ class MysqlLoader(Loader):
         return self._sql[table]
 
     def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        return self._load_and_merge(conn, table, rows) if self._load_data else self._insert(conn, table, rows)
+
+    def _merge_sql(self, table: str) -> str:
+        if table not in self._merge:
+            cols = COLUMNS[table]
+            keys = key_columns(table)
+            name = self.table(table).name
+            listed = ", ".join(f"`{c}`" for c in cols)
+            # Target columns qualified: the SELECT's staging table has the same names. row_hash goes
+            # last, so every IF still sees the old hash (assignments apply left to right).
+            updates = [f"`{name}`.`{c}` = IF(`{name}`.`row_hash` <=> VALUES(`row_hash`), `{name}`.`{c}`, "
+                       f"VALUES(`{c}`))" for c in cols if c not in keys and c != "row_hash"]
+            updates.append(f"`{name}`.`row_hash` = VALUES(`row_hash`)")
+            # WHERE TRUE ends the SELECT before ON DUPLICATE KEY, which the parser could otherwise take
+            # for a join condition. Staged rows are unique by key (unique_by_key).
+            self._merge[table] = (f"INSERT INTO `{name}` ({listed}) SELECT {listed} FROM `_cm_stage_{table}` "
+                                  f"WHERE TRUE ON DUPLICATE KEY UPDATE {', '.join(updates)}")
+        return self._merge[table]
+
+    def _spool_path(self) -> Path:
+        if self._spool is None:
+            handle, name = tempfile.mkstemp(prefix="chatmigrate-", suffix=".tsv")
+            os.close(handle)
+            self._spool = Path(name)
+        return self._spool
+
+    def _load_and_merge(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        """LOAD DATA LOCAL the rows into this session's staging table, then merge by row_hash.
+
+        The staging table is TEMPORARY (no implicit commit, gone with the session, never seen by
+        another) and has no index: it is read once, whole, by the merge."""
+        spool = self._spool_path()
+        with spool.open("w", encoding="utf-8", newline="\n") as out:
+            out.writelines("\t".join(map(_tsv, row)) + "\n" for row in rows)
+        stage = f"_cm_stage_{table}"
+        cols = ", ".join(f"`{c}`" for c in COLUMNS[table])
+        driver = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
+            cursor.execute(f"CREATE TEMPORARY TABLE `{stage}` SELECT {cols} FROM `{self.table(table).name}` LIMIT 0")
+            path = str(spool).replace("\\", "\\\\").replace("'", "\\'")
+            loaded = cursor.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{stage}` CHARACTER SET utf8mb4 "
+                                    f"({cols})")
+            # LOCAL turns a refused value into a warning (the server cannot stop the client's stream):
+            # any warning is an error here, so nothing is ever stored cut or converted silently.
+            if getattr(driver._result, "warning_count", 0) or loaded != len(rows):
+                cursor.execute("SHOW WARNINGS LIMIT 1")
+                first = cursor.fetchone()
+                raise TargetError(f"{self.safe_url}: LOAD DATA into {stage} took {loaded} of {len(rows)} rows"
+                                  + (f": {first[2]}" if first else ""))
+            affected = cursor.execute(self._merge_sql(table))
+        finally:
+            cursor.close()
+        duplicates = _duplicates(driver)
+        return max(affected - (duplicates or 0), 0)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+            self._spool = None
+        super().close()
+
+    def _insert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
         head, tail = self._statement(table)
         values = ",".join(f"({','.join(map(_literal, row))})" for row in rows)
         cursor = conn.connection.driver_connection.cursor()
