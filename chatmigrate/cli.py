@@ -15,7 +15,7 @@ import click
 import orjson
 import sqlalchemy as sa
 
-from chatmigrate import __version__, extractors, pipeline
+from chatmigrate import __version__, extractors, files, pipeline
 from chatmigrate import sync as syncing
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.loaders import loader_for
@@ -83,9 +83,12 @@ def _options_map(pairs: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
-def _extractor(location: str, source: str | None, option: tuple[str, ...]) -> extractors.Extractor:
+def _extractor(location: str, source: str | None, option: tuple[str, ...], *, files_dir: Path | None = None,
+               allow_hosts: tuple[str, ...] = (), target: str | None = None) -> extractors.Extractor:
     cls = extractors.load(source) if source else extractors.detect(location)
-    built: extractors.Extractor = build_extractor(cls, location, _options_map(option))
+    options = files.with_cli_options(_options_map(option), files_dir=files_dir, allow_hosts=allow_hosts,
+                                     target_url=target, accepted=known_options(cls))
+    built: extractors.Extractor = build_extractor(cls, location, options)
     return built
 
 
@@ -100,6 +103,15 @@ extractor_options = click.option("--option", "-o", "option", multiple=True, meta
                                  help="Extractor option, e.g. -o scope=acme (repeatable).")
 json_option = click.option("--json", "json_output", is_flag=True, help="Print one JSON object for scripts.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+def _files_options(func: F) -> F:
+    func = click.option("--files-allow-host", "allow_hosts", multiple=True, metavar="HOST",
+                        help="A host file downloads may contact (repeatable; default: the source's own file "
+                        "hosts, e.g. files.slack.com).")(func)
+    return click.option("--files-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                        help="File store for downloaded bytes (default: next to an SQLite or mattermost-import "
+                        "target, <db>.files/).")(func)
 
 
 def _validation_options(func: F) -> F:
@@ -282,12 +294,14 @@ def _target(url: str, prefix: str, default_email_domain: str | None) -> Any:
 @click.option("--retry-for", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
               help="How long to retry a lost database connection before giving up (the run resumes on re-run).")
 @_validation_options
+@_files_options
 @json_option
 @quiet_option
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
             strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
-            default_email_domain: str | None, report_path: Path | None, json_output: bool, quiet: bool) -> None:
+            default_email_domain: str | None, report_path: Path | None, files_dir: Path | None,
+            allow_hosts: tuple[str, ...], json_output: bool, quiet: bool) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
     Loads every valid record, writes rejected ones to the rejects file, exits 1 if any were rejected.
@@ -298,21 +312,64 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     """
     validation = ValidationOptions(max_text=max_text, require_email=require_email)
     progress = _progress(json_output, quiet)
+    source_of = functools.partial(_extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts,
+                                  target=target)
     writer = _target(target, prefix, default_email_domain)
     if hasattr(writer, "retry_seconds"):
         writer.retry_seconds = retry_for
     try:
         if strict:
-            check = pipeline.run(_extractor(location, source, option), writer,
+            check = pipeline.run(source_of(), writer,
                                  pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation),
                                  dry_run=True)
             if check.errors:
                 _finish(check, json_output, report_path)
         options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation)
-        result = pipeline.run(_extractor(location, source, option), writer, options)
+        result = pipeline.run(source_of(), writer, options)
     finally:
         writer.close()
     _finish(result, json_output, report_path)
+
+
+@main.command("files")
+@click.argument("location", metavar="PATH", required=False)
+@from_option
+@extractor_options
+@click.option("--hub", metavar="URL", help="Summarise (and --fetch into) the cm_files rows of this hub instead.")
+@click.option("--fetch", is_flag=True, help="Download what is missing or failed into the file store.")
+@click.option("--token-env", metavar="VAR", help="Environment variable holding the download token (--hub).")
+@click.option("--prefix", default="cm_", show_default=True, help="Table name prefix in the hub.")
+@_files_options
+@json_option
+@quiet_option
+@speaks_errors
+def files_command(location: str | None, source: str | None, option: tuple[str, ...], hub: str | None, fetch: bool,
+                  token_env: str | None, prefix: str, files_dir: Path | None, allow_hosts: tuple[str, ...],
+                  json_output: bool, quiet: bool) -> None:
+    """Say which attachments are present, still to fetch, missing, refused or failed; --fetch gets them.
+
+    \b
+    Example:
+      SLACK_TOKEN=xoxb-… chatmigrate files export.zip -o token_env=SLACK_TOKEN --files-dir store --fetch
+      chatmigrate files --hub sqlite:///chat.db --fetch --token-env SLACK_TOKEN
+    """
+    from chatmigrate.files import report as files_report
+
+    progress = _progress(json_output, quiet)
+    if (location is None) == (hub is None):
+        raise UsageError("give an export PATH or --hub URL (one of them)")
+    if hub is not None:
+        token = files.env_token(token_env) if fetch else None
+        result = files_report.hub_files(hub, prefix=prefix, files_dir=files_dir, fetch=fetch, token=token,
+                                        allow_hosts=files.parse_hosts(list(allow_hosts)), progress=progress)
+    else:
+        pairs = option + (("download=true",) if fetch else ())
+        extractor = _extractor(location or "", source, pairs, files_dir=files_dir, allow_hosts=allow_hosts)
+        result = files_report.export_files(extractor, progress)
+    if json_output:
+        _emit_json({"command": "files", **result})
+    else:
+        files_report.echo_lines(result, click.echo)
 
 
 @main.command()

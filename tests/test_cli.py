@@ -50,7 +50,8 @@ def test_migrate_sample_accounts_for_everything(tmp_path: Path) -> None:
     assert counts["channels"]["loaded"] == 8
     assert counts["reactions"]["loaded"] == 7
     assert counts["files"]["loaded"] == 4
-    assert data["findings"] == {"CM007": 2, "CM102": 1, "CM103": 1, "CM106": 1, "CM107": 1, "CM114": 7, "CM118": 2}
+    # CM007 ×3: integration logs, README, and F0OLDFILE's bytes only linked from files.slack.com (a download).
+    assert data["findings"] == {"CM007": 3, "CM102": 1, "CM103": 1, "CM106": 1, "CM107": 1, "CM114": 7, "CM118": 2}
     assert counts["export_files"] == {"read": 2, "added": 0, "loaded": 0, "rejected": 0, "skipped": 2}  # logs, README
     tables = table_counts(db)
     # F0OLDFILE is shared by two messages: one file row

@@ -1,5 +1,6 @@
 """DESIGN §8: stages meet only at the model. extractors/, markup/, validate/ and loaders/ import
-model, ids, errors and redact (plus their own package); extractors may also call markup (pure); the
+model, ids, errors and redact (plus their own package); extractors may also call markup (pure) and
+files (downloading what an export only links to, into the content store the targets read); the
 SQL loaders implement the target contract (targets/contract.py); the chat-server targets build on
 the loaders (their hub) and report findings through validate's sink."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "chatmigrate"
 SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmigrate.redact"}
 ALLOWED_EXTRA = {
-    "extractors": {"chatmigrate.markup"},
+    "extractors": {"chatmigrate.markup", "chatmigrate.files"},
     "loaders": {"chatmigrate.targets.contract"},
     "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings", "chatmigrate.mappings"},
 }

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 from urllib.parse import urlparse
 
 from chatmigrate.errors import InputError, UsageError
@@ -58,6 +58,9 @@ from chatmigrate.extractors._mattermost import (
     stream_key,
     user_role,
 )
+from chatmigrate.files import OPTIONS as DOWNLOAD_OPTIONS
+from chatmigrate.files import Downloads
+from chatmigrate.files.download import host_of
 from chatmigrate.ids import record_id
 from chatmigrate.markup.mattermost import to_markdown
 from chatmigrate.model import (
@@ -120,6 +123,8 @@ class MattermostApi:
         "scope": "server the ids are scoped to (default: mattermost)",
         "per_page": "items per API page, 1-200 (an integer)",
         "max_wait": "longest wait for a rate-limited or unavailable server, in seconds (a number)",
+        # File bytes (GET /api/v4/files/{id}) are fetched with the same token: no token_env of their own.
+        **{k: v for k, v in DOWNLOAD_OPTIONS.items() if k != "token_env"},
     }
 
     @classmethod
@@ -154,6 +159,9 @@ class MattermostApi:
         self._team_names: dict[str, str] = {}  # team id → name
         self._channel_keys: dict[str, str] = {}  # channel id → native key
         self._post_keys: dict[str, str] = {}  # post id → native key (roots of the current channel and fetched)
+        # Attachments live on the server itself: its host is the default (and only) file host.
+        self.downloads = Downloads(self.options, [host_of(self.base_url)], self.base_url, token=token,
+                                   announce=False)
 
     @property
     def scope(self) -> str:
@@ -189,8 +197,15 @@ class MattermostApi:
         for raw, members in channels:
             yield self._channel(raw, members)
         yield from self._emoji()
+        yield from self.downloads.stage(self._all_posts(channels, since), lambda file: file.source_url)
+
+    def _all_posts(self, channels: list[Any], since: Mapping[str, str] | None) -> Iterator[Item]:
         for raw, _members in channels:
             yield from self._posts(raw, (since or {}).get(self._id("channel", self._channel_keys[raw["id"]])))
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes of a file downloaded into the store (-o download=true), else None."""
+        return self.downloads.open(file)
 
     def _teams(self) -> Iterator[Item]:
         for raw in self._pages("/api/v4/teams"):

@@ -32,6 +32,8 @@ from chatmigrate.extractors._fields import (
 from chatmigrate.extractors._files import ExportFiles, iter_json_array
 from chatmigrate.extractors._limits import OPTIONS as LIMIT_OPTIONS
 from chatmigrate.extractors._limits import Limits
+from chatmigrate.files import OPTIONS as DOWNLOAD_OPTIONS
+from chatmigrate.files import Downloads
 from chatmigrate.ids import record_id
 from chatmigrate.markup.slack import to_markdown, unescape
 from chatmigrate.model import (
@@ -148,6 +150,7 @@ class SlackExport:
     known_options: ClassVar[dict[str, str]] = {
         "scope": "workspace the ids are scoped to (default: the team most users belong to)",
         **LIMIT_OPTIONS,
+        **DOWNLOAD_OPTIONS,
     }
 
     @classmethod
@@ -180,6 +183,8 @@ class SlackExport:
         # Listing files (channels.json…) that could not be read: their folders' messages cannot be placed.
         self._unreadable_listings: list[str] = []
         self._unreadable_members: set[str] = set()  # uploads that could not be read (reported once)
+        # A standard export only links to its files (url_private on files.slack.com): fetched from there.
+        self.downloads = Downloads(self.options, ["files.slack.com"], location)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -228,14 +233,15 @@ class SlackExport:
                    origin=Origin(self.files.describe(self._users_file)))
         yield from self._users()
         conversations = yield from self._conversations()
-        yield from self._messages(conversations)
+        yield from self.downloads.stage(self._messages(conversations), lambda file: file.source_url)
         yield from self._unused_members()
 
     def open_file(self, file: File) -> IO[bytes] | None:
-        """The bytes of a file this export holds (`__uploads/…`, slack-advanced-exporter), else None."""
+        """The bytes of a file this export holds (`__uploads/…`, slack-advanced-exporter) or that was
+        downloaded into the store (-o download=true), else None."""
         if file.path and self.files.exists(file.path):
             return self.files.open(file.path)
-        return None
+        return self.downloads.open(file)
 
     def _unused_members(self) -> Iterator[Item]:
         """Say which export members carry nothing chatmigrate migrates (integration logs, canvases…)."""
