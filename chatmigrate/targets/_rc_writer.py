@@ -63,8 +63,10 @@ class Writer:
         self.now = rc.to_ms(datetime.now(UTC))
         self.ledger = Ledger()
         self.dir = docs.Directory()
-        self.channels: dict[str, Channel] = {}  # canonical id → channel, until its room is written
-        self.done: set[str] = set()  # canonical channel ids whose room is written this run
+        self.channels: dict[str, Channel] = {}  # canonical id → channel (O(channels))
+        # Channels with records not yet written: their room is (re)written when their records end; a
+        # room whose messages come back later in the stream is simply written again (hashes decide).
+        self.pending: set[str] = set()
         self.current: str | None = None
         self.scanned_messages = False
         self.opener = target.run_info.open_file if target.run_info is not None else None
@@ -134,7 +136,7 @@ class Writer:
     def finish(self) -> None:
         if self.current is not None:
             self._room_done(self.current)
-        for channel_id in list(self.channels):
+        for channel_id in sorted(self.pending):
             self._room_done(channel_id)
         self._user_rooms()
         self.ledger.db.execute("COMMIT")
@@ -165,23 +167,23 @@ class Writer:
         if name is not None:
             self.dir.by_room_name[channel.name] = room
         self.channels[channel.id] = channel
-        self.done.discard(channel.id)
+        self.pending.add(channel.id)
 
     def _room_done(self, channel_id: str) -> None:
         """Write the room's spooled messages, its thread counters, the room and its subscriptions."""
         if channel_id == self.current:
             self.current = None
-        channel = self.channels.pop(channel_id, None)
         room = self.dir.rooms.get(channel_id)
-        if room is None or (channel is None and channel_id in self.done):
+        if room is None or channel_id not in self.pending:
             return
+        self.pending.discard(channel_id)
+        channel = self.channels.get(channel_id)
         self.ledger.count_threads(room.id)
         self._write_spool(room)
         self._write_stale_roots(room)
         if channel is not None:
             self._write_room(channel, room)
         self.ledger.clear_spool(room.id)
-        self.done.add(channel_id)
         self.t.renew_lock()
 
     def _write_room(self, channel: Channel, room: docs.Room) -> None:
@@ -224,6 +226,7 @@ class Writer:
             return
         if not self.scanned_messages:
             self._scan_messages()
+        self.pending.add(message.channel_id)
         message = self._rethreaded(message, room)
         author = self.dir.person(message.user_id)
         uploads = [(self._file(file, message, room, author), file) for file in message.files]

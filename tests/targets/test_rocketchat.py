@@ -348,3 +348,29 @@ def test_a_later_run_updates_many_documents_and_old_threads(rc_url: str) -> None
     finally:
         target.close()
     _invariants(rc_url)
+
+
+def test_a_room_whose_messages_come_back_later_in_the_stream(rc_url: str) -> None:
+    """A source that does not group messages by channel (c1, c2, then c1 again): nothing is lost and
+    the counters cover both groups."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.targets.helpers import RecordSource
+
+    t0 = datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    records: list[Any] = [User(id="u1", source="t", source_id="u1", username="ann"),
+                          *(Channel(id=c, source="t", source_id=c, team_id=None, name=c, kind="public",
+                                    member_ids=("u1",)) for c in ("c1", "c2"))]
+    for n, channel in enumerate(("c1", "c2", "c1", "c1")):
+        records.append(Message(id=f"m{n}", source="t", source_id=f"m{n}", channel_id=channel, user_id="u1",
+                               created_at=t0 + timedelta(minutes=n), text=f"message {n}"))
+    target = target_for(rc_url)
+    try:
+        pipeline.run(RecordSource(lambda: iter(records)), target, pipeline.RunOptions("migrate", "s", progress=False))
+        db = target.db  # type: ignore[attr-defined]
+        assert db.rocketchat_message.count_documents({}) == 4
+        room = db.rocketchat_room.find_one({"name": "c1"})
+        assert room["msgs"] == 3 and room["lastMessage"]["msg"] == "message 3"
+    finally:
+        target.close()
+    _invariants(rc_url)
