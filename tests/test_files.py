@@ -329,3 +329,56 @@ def test_mattermost_api_files_are_downloaded_with_the_api_token(tmp_path: Path) 
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_rocketchat_api_uploads_are_downloaded_with_its_auth_headers(tmp_path: Path) -> None:
+    """The Rocket.Chat API source: /file-upload/<id>/<name> with X-Auth-Token/X-User-Id, into the store;
+    open_file reads it; a second read fetches nothing."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from chatmigrate.extractors.rocketchat_api import RocketchatApi
+    from chatmigrate.model import Message
+    from tests.extractors import test_rocketchat_api as rc
+
+    state = rc.FakeRocketChat()
+    state.rate_limit_next.clear()
+    fetched: list[tuple[str | None, str | None]] = []
+    # The size each message's file entry declares (the downloader checks it).
+    sizes = {str(f["_id"]): f.get("size") for m in state.messages for f in (m.get("files") or ())
+             if isinstance(f.get("size"), int)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path.startswith("/file-upload/"):
+                fetched.append((self.headers.get("X-Auth-Token"), self.headers.get("X-User-Id")))
+                size = sizes.get(parts.path.split("/")[2], 256)
+                send(self, 200, (hashlib.sha512(parts.path.encode()).digest() * (size // 64 + 1))[:size])
+                return
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            status, _, body = state.answer(parts.path.removeprefix("/api/v1/"), query)
+            send(self, status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        options = {"token": rc.TOKEN, "user_id": rc.USER_ID, "download": "true", "files_dir": str(tmp_path / "s")}
+        source = RocketchatApi(url, options)
+        files = [f for item in source.records() if isinstance(item, Message) for f in item.files]
+        assert files and all(f.props["bytes"] == PRESENT for f in files), [f.props for f in files]
+        assert fetched and set(fetched) == {(rc.TOKEN, rc.USER_ID)}
+        for file in files:
+            handle = source.open_file(file)
+            assert handle is not None
+            with handle:
+                assert sha(handle.read()) == file.sha256
+        count = len(fetched)
+        again = [f for item in RocketchatApi(url, options).records() if isinstance(item, Message) for f in item.files]
+        assert len(fetched) == count and {f.sha256 for f in again} == {f.sha256 for f in files}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 from urllib.parse import urlsplit
 
 from chatmigrate.errors import InputError, UsageError
@@ -50,6 +50,9 @@ from chatmigrate.extractors._rocketchat import (
     timeline,
     unresolved_reaction_items,
 )
+from chatmigrate.files import OPTIONS as DOWNLOAD_OPTIONS
+from chatmigrate.files import Downloads
+from chatmigrate.files.download import host_of
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Skipped, User
 
 TOKEN_ENV = "CHATMIGRATE_ROCKETCHAT_TOKEN"
@@ -96,6 +99,8 @@ class RocketchatApi:
         "scope": "server the ids are scoped to (default: rocketchat)",
         "page_size": "items per API page (an integer, at least 1)",
         "overlap_seconds": "how far back each sync re-reads a channel, in seconds (a number)",
+        # File bytes (/file-upload/<id>/<name>) are fetched with the same token and user id.
+        **{k: v for k, v in DOWNLOAD_OPTIONS.items() if k != "token_env"},
     }
 
     @classmethod
@@ -129,8 +134,11 @@ class RocketchatApi:
         if self.page_size < 1:
             raise UsageError("page_size must be at least 1")
         extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        self.http = HttpClient(self.base_url, headers={"X-Auth-Token": token, "X-User-Id": user_id},
-                               secrets=(token,), **extra)
+        auth = {"X-Auth-Token": token, "X-User-Id": user_id}
+        self.http = HttpClient(self.base_url, headers=auth, secrets=(token,), **extra)
+        # Uploads live on the server itself: its host is the default (and only) file host.
+        self.downloads = Downloads(self.options, [host_of(self.base_url)], self.base_url, headers=auth,
+                                   announce=False)
 
     @property
     def scope(self) -> str:
@@ -206,13 +214,27 @@ class RocketchatApi:
             doc = from_wire(raw)
             yield convert_emoji(doc, self.scope, emoji_file(doc, self.scope), self._origin("emoji-custom.list", index))
 
-        latest = cursor_text(started)
+        yield from self.downloads.stage(self._messages(rooms, since, cursor_text(started), usernames),
+                                        self._file_url)
+
+    def _messages(self, rooms: list[tuple[dict[str, Any], Channel]], since: Mapping[str, str], latest: Any,
+                  usernames: dict[str, str]) -> Iterator[Item]:
         for doc, channel in rooms:
             cursor = since.get(channel.id)
             if cursor:
                 yield from self._sync(doc, channel, cursor, usernames)
             else:
                 yield from self._history(doc, channel, latest, usernames)
+
+    def _file_url(self, file: File) -> str | None:
+        """Where an upload's bytes are: its `/file-upload/…` path on this server."""
+        if not file.source_url:
+            return None
+        return self.base_url + file.source_url if file.source_url.startswith("/") else file.source_url
+
+    def open_file(self, file: File) -> IO[bytes] | None:
+        """The bytes of an upload downloaded into the store (-o download=true), else None."""
+        return self.downloads.open(file)
 
     def _members(self, room: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(username, canonical user id) of a room's members."""

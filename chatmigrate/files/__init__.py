@@ -94,8 +94,9 @@ class Downloads:
     """The download side of one source: its store, downloader and the hosts it links to."""
 
     def __init__(self, options: Mapping[str, str], default_hosts: list[str], where: str = "",
-                 token: str | None = None, announce: bool = True) -> None:
-        """`token`: the source's own API token, for sources whose files need the same one (Mattermost)."""
+                 token: str | None = None, announce: bool = True, headers: Mapping[str, str] | None = None) -> None:
+        """`token`: the source's own API token, for sources whose files need the same one (Mattermost);
+        `headers`: the source's own authentication headers instead (Rocket.Chat's X-Auth-Token/X-User-Id)."""
         self.where = where
         # Whether a run without downloads says how many files are only linked (a CM007 line): an export
         # that holds no bytes should; an API source, whose files are always fetched from it, need not.
@@ -111,7 +112,7 @@ class Downloads:
         self.hosts = parse_hosts(options.get("files_allow_host")) or default_hosts
         self.linked: Counter[str] = Counter()  # host → files only linked (for validate's summary)
         self.downloader = Downloader(
-            self.store or FileStore(Path(os.devnull)), allow_hosts=self.hosts, token=token,
+            self.store or FileStore(Path(os.devnull)), allow_hosts=self.hosts, token=token, headers=headers,
             workers=_int(options, "download_workers") or 8,
             limits=Limits(_int(options, "max_file_bytes"), _int(options, "max_total_bytes")))
         self.fetched_bytes = 0
