@@ -315,8 +315,7 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     source_of = functools.partial(_extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts,
                                   target=target)
     writer = _target(target, prefix, default_email_domain)
-    if hasattr(writer, "retry_seconds"):
-        writer.retry_seconds = retry_for
+    writer.retry_seconds = retry_for
     try:
         if strict:
             check = pipeline.run(source_of(), writer,

@@ -298,8 +298,7 @@ def run_sync(config: SyncConfig, *, progress: bool = False, retry_seconds: float
     `notify` hears, in one line, when the target starts retrying a failure (a server that is down)."""
     with _masked(config):
         loader = target_for(config.target, prefix=config.prefix)
-    if hasattr(loader, "retry_seconds"):
-        loader.retry_seconds = retry_seconds
+    loader.retry_seconds = retry_seconds
     if notify is not None and hasattr(loader, "notify"):
         loader.notify = lambda line: notify(config.hide(line))
     outcomes: list[SourceOutcome] = []

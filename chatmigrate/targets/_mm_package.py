@@ -114,11 +114,11 @@ class Counts:
 
 
 class PackageWriter:
-    def __init__(self, engine: sa.Engine, prefix: str, mm_tables: sa.MetaData, options: Any, store: Any,
-                 book: mm.NameBook, progress: bool) -> None:
+    def __init__(self, engine: sa.Engine, prefix: str, hub_tables: sa.MetaData, mm_tables: sa.MetaData,
+                 options: Any, store: Any, book: mm.NameBook, progress: bool) -> None:
         self.engine, self.prefix, self.options, self.store, self.book = engine, prefix, options, store, book
         self.progress = progress
-        self.t = {name.removeprefix(prefix): table for name, table in _hub_tables(engine, prefix).items()}
+        self.t = {name.removeprefix(prefix): table for name, table in hub_tables.tables.items()}
         self.t.update({name.removeprefix(prefix): table for name, table in mm_tables.tables.items()})
         self.counts = Counts()
         self.users: dict[str, str] = {}  # user id → Mattermost username
@@ -466,7 +466,7 @@ class PackageWriter:
                     continue
                 if chan.kind == "D" and chan.id not in written_direct:
                     written_direct.add(chan.id)
-                    line = self._direct_channel_line(conn, chan)
+                    line = self._direct_channel_line(chan)
                     if line is not None:
                         direct_lines.append(line)
                 payload, files = self._thread_payload(group, chan)
@@ -490,12 +490,12 @@ class PackageWriter:
         self._direct_channel_lines = direct_lines
         for chan in self.chans.values():
             if chan.kind == "D" and chan.id not in written_direct:
-                line = self._direct_channel_line(conn, chan)
+                line = self._direct_channel_line(chan)
                 if line is not None:
                     self._direct_channel_lines.append(line)
         return attachments
 
-    def _direct_channel_line(self, conn: sa.Connection, chan: _Chan) -> bytes | None:
+    def _direct_channel_line(self, chan: _Chan) -> bytes | None:
         members = chan.members or []
         if not members:
             self.counts.direct_left_out += 1
@@ -834,12 +834,6 @@ def _next_times(used: set[int], after: int, n: int) -> list[int]:
         used.add(at)
         times.append(at)
     return times
-
-
-def _hub_tables(engine: sa.Engine, prefix: str) -> dict[str, sa.Table]:
-    from chatmigrate.loaders.schema import build_metadata
-
-    return dict(build_metadata(prefix).tables)
 
 
 def _file_hash(path: Path) -> str:

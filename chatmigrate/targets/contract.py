@@ -89,6 +89,8 @@ class Target:
     capabilities: ClassVar[Capabilities] = Capabilities(transactions=False, cursors=False, lock=False)
 
     stats: LoadStats
+    # How long a transient failure (lost connection, server restart) is retried (`--retry-for`).
+    retry_seconds: float = 60.0
 
     @property
     def safe_url(self) -> str:

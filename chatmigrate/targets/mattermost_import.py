@@ -23,7 +23,6 @@ previous package), `hub=URL`, `max_file_bytes=N` (larger attachments are listed 
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -164,6 +163,7 @@ class MattermostImport(Target):
             if self.hub_url.startswith("sqlite:///"):
                 Path(self.hub_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self._hub = loader_for(self.hub_url, prefix=self.prefix)
+            self._hub.retry_seconds = self.retry_seconds
         return self._hub
 
     def table(self, name: str) -> sa.Table:
@@ -204,8 +204,8 @@ class MattermostImport(Target):
 
         book = self._book or self._load_book()
         self._save_stored_files()
-        writer = PackageWriter(self.hub.engine, self.hub.prefix, self._metadata, self.options, self.store, book,
-                               progress)
+        writer = PackageWriter(self.hub.engine, self.hub.prefix, self.hub.metadata, self._metadata, self.options,
+                               self.store, book, progress)
         self._summary = writer.write()
 
     def summary(self) -> dict[str, Any]:
@@ -446,10 +446,3 @@ def _raw(record: Record) -> dict[str, Any]:
     from chatmigrate.model import to_json
 
     return to_json(record)
-
-
-def remove_package_files(out: Path) -> None:
-    """Remove a package, its hub, store and names file (tests and `--fresh` use it)."""
-    for path in (out, Path(f"{out}.hub.db"), Path(f"{out}.names.json")):
-        path.unlink(missing_ok=True)
-    shutil.rmtree(f"{out}.files", ignore_errors=True)
