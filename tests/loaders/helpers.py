@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,3 +56,32 @@ def assert_same(actual: dict[str, list[tuple[Any, ...]]], expected: dict[str, li
         assert len(got) == len(want), f"{table}: {len(got)} rows, expected {len(want)}"
         for i, (a, b) in enumerate(zip(got, want, strict=True)):
             assert a == b, f"{table} row {i} differs:\n  got      {a!r}\n  expected {b!r}"
+
+
+@contextlib.contextmanager
+def password_account(db_url: str, password: str) -> Iterator[sa.URL]:
+    """A user with `password`, allowed only into the test database of `db_url` (PostgreSQL or
+    MariaDB), dropped afterwards; the URL given carries no password."""
+    url = sa.engine.make_url(db_url)
+    user = f"cm_{uuid.uuid4().hex[:10]}"
+    postgres = url.get_backend_name() == "postgresql"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if postgres:
+            conn.exec_driver_sql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+            conn.exec_driver_sql(f"GRANT ALL ON DATABASE {url.database} TO {user}")
+            conn.exec_driver_sql(f"ALTER DATABASE {url.database} OWNER TO {user}")
+        else:
+            conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+            conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'%%'")
+    try:
+        yield url.set(username=user, password=None)
+    finally:
+        with admin.connect() as conn:
+            if postgres:
+                conn.exec_driver_sql(f"ALTER DATABASE {url.database} OWNER TO {url.username}")
+                conn.exec_driver_sql(f"DROP OWNED BY {user}")
+                conn.exec_driver_sql(f"DROP ROLE {user}")
+            else:
+                conn.exec_driver_sql(f"DROP USER '{user}'@'%%'")
+        admin.dispose()

@@ -12,24 +12,16 @@ import sqlalchemy as sa
 from chatmigrate.errors import TargetError
 from chatmigrate.loaders import loader_for
 
+from .helpers import password_account
+
 PASSWORD = "s3cret-" + uuid.uuid4().hex[:8]
 
 
 @pytest.fixture
 def account(db_url: str) -> Iterator[sa.URL]:
     """A user allowed only into the test database, with a password; its URL carries no password."""
-    url = sa.engine.make_url(db_url)
-    user = f"cm_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{PASSWORD}'")
-        conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'%%'")
-    try:
-        yield url.set(username=user, password=None)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP USER '{user}'@'%%'")
-        admin.dispose()
+    with password_account(db_url, PASSWORD) as url:
+        yield url
 
 
 def _option_file(path: Path) -> Path:

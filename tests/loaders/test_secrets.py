@@ -15,6 +15,8 @@ from click.testing import CliRunner
 
 from chatmigrate.cli import main
 
+from .helpers import password_account
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "slack"
 SERVERS = pytest.mark.parametrize("db_url", ["postgresql", "mariadb"], indirect=True)
@@ -24,28 +26,8 @@ SECRET = "Qz" + uuid.uuid4().hex[:10]
 @pytest.fixture
 def account(db_url: str) -> Iterator[sa.URL]:
     """A user with the password SECRET allowed into the test database; its URL carries no password."""
-    url = sa.engine.make_url(db_url)
-    user = f"cm_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if url.get_backend_name() == "postgresql":
-            conn.exec_driver_sql(f"CREATE ROLE {user} LOGIN PASSWORD '{SECRET}'")
-            conn.exec_driver_sql(f"GRANT ALL ON DATABASE {url.database} TO {user}")
-            conn.exec_driver_sql(f"ALTER DATABASE {url.database} OWNER TO {user}")
-        else:
-            conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{SECRET}'")
-            conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'%%'")
-    try:
-        yield url.set(username=user, password=None)
-    finally:
-        with admin.connect() as conn:
-            if url.get_backend_name() == "postgresql":
-                conn.exec_driver_sql(f"ALTER DATABASE {url.database} OWNER TO {url.username}")
-                conn.exec_driver_sql(f"DROP OWNED BY {user}")
-                conn.exec_driver_sql(f"DROP ROLE {user}")
-            else:
-                conn.exec_driver_sql(f"DROP USER '{user}'@'%%'")
-        admin.dispose()
+    with password_account(db_url, SECRET) as url:
+        yield url
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
