@@ -12,6 +12,10 @@ RECORD_KINDS = ("teams", "users", "channels", "emoji", "messages", "reactions", 
 # (`{"user": 12, "members[2]": {...}}`); the record is built without them and the validator reports
 # them (CM120). See extractors/_fields.py.
 UNREADABLE_FIELDS = "unreadable_fields"
+# props key of a User that a mapping merged onto a user the target already holds (targets/contract.py
+# ExistingUser): {"target_id": str | None, "username": str, "email": str | None, "merged_from": [source ids]}.
+# Targets refer to that user and never create or overwrite it.
+EXISTING_USER_PROP = "cm_existing_user"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from chatmigrate.errors import UsageError
-from chatmigrate.model import Checkpoint, Item, Record
+from chatmigrate.model import Checkpoint, Item, Record, User
 
 if TYPE_CHECKING:
     from chatmigrate.validate.findings import FindingSink
@@ -82,6 +82,24 @@ class RunInfo:
     open_file: Callable[[Any], Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExistingUser:
+    """A user the target already holds, onto which a mapping (`--map`, issue 13) can merge source users.
+
+    `id` is the canonical id every reference to a merged source user is rewritten to (the cm_users id
+    in a SQL hub; an id the target derives from its own user id elsewhere). `target_id` is the
+    target's own id for the user (a Rocket.Chat `_id`, a 蓝莺IM user_id, a Mattermost user id).
+    `record`: the full canonical record when the target holds one (a SQL hub); the mapping step then
+    hands the target that record unchanged, so a merge rewrites nothing of the existing user."""
+
+    id: str
+    username: str
+    email: str | None = None
+    target_id: str | None = None
+    display_name: str | None = None
+    record: User | None = None
+
+
 class Target:
     """Base of every target. Subclasses set `scheme`, `capabilities` and implement `load`."""
 
@@ -108,6 +126,15 @@ class Target:
         """Whether the target already holds sync cursors, and a note for `sync --dry-run`; creates and
         writes nothing."""
         return False, "this target keeps no cursors: every run reads everything"
+
+    def existing_users(self) -> Iterable[ExistingUser]:
+        """The users the target already holds, for a mapping that merges onto them (`match = "email"`).
+        Reads only; creates and writes nothing. A target that cannot tell yields none.
+
+        A User record the mapping step merged onto one of these carries
+        `props[EXISTING_USER_PROP] = {"target_id", "username", "email"}` (model.py): the target must not
+        create or overwrite that user, only refer to it (memberships, authorship, reactions)."""
+        return ()
 
     def start_run(self, info: RunInfo) -> str | None:
         return None
