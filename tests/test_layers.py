@@ -14,7 +14,7 @@ SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmig
 ALLOWED_EXTRA = {
     "extractors": {"chatmigrate.markup", "chatmigrate.files"},
     "loaders": {"chatmigrate.targets.contract"},
-    "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings", "chatmigrate.mappings"},
+    "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings", "chatmigrate.mappings", "chatmigrate.markup"},
 }
 
 

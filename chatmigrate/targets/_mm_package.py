@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from chatmigrate.mappings import name_set
+from chatmigrate.markup.canonical import rewrite_names
 from chatmigrate.targets import _mm_rules as mm
 
 SYSTEM_EMOJI = "mattermost-system-emoji.txt"
@@ -596,7 +597,7 @@ class PackageWriter:
         user = self.users.get(rec["user_id"] or "") or self.users.get("")
         if user is None:
             return []
-        text = mm.rewrite_names(rec["text"] or "", self.user_rename, self.channel_rename)
+        text = rewrite_names(rec["text"] or "", self.user_rename, self.channel_rename)
         if rec["deleted_at"] is not None and not text.strip():
             text = DELETED_TEXT
         parts = mm.split_text(text)

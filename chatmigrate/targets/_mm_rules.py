@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MAX_POST_RUNES = 16_383  # PostMessageMaxRunesV2
@@ -130,20 +130,6 @@ def part_count(text_length: int, text: str | None, file_count: int) -> int:
     return max(text_parts, file_parts, 1)
 
 
-# Canonical mentions carry the source's own name, which may hold any letters (`@josé`, `~projekt-ä`).
-_MENTION = re.compile(r"(?<![\w@.])@(\w[\w.\-]*\w|\w)")
-_CHANNEL_LINK = re.compile(r"(?<![\w~])~(\w[\w\-]*)")
-
-
-def rewrite_names(text: str, users: Mapping[str, str], channels: Mapping[str, str]) -> str:
-    """Mentions (`@old`) and channel links (`~old`) in canonical Markdown rewritten to the names the
-    users and channels get in Mattermost (maps hold only names that change, keyed by the exact source
-    name: `@Ann` and `@ann` may be two people whose names collide in Mattermost)."""
-    if users and "@" in text:
-        text = _MENTION.sub(lambda m: "@" + users.get(m.group(1), m.group(1)), text)
-    if channels and "~" in text:
-        text = _CHANNEL_LINK.sub(lambda m: "~" + channels.get(m.group(1), m.group(1)), text)
-    return text
 
 
 @dataclass

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from chatmigrate.markup.canonical import CHANNEL_LINK, MENTION
 from chatmigrate.model import Channel, Emoji, File, Message, User
 from chatmigrate.targets._rc_rules import MAX_MESSAGE, meteor_id, reaction_key, split_message, to_ms
 
@@ -26,9 +27,6 @@ SYSTEM_TYPES = {
     "system_unpin": "message_unpinned", "system_discussion_created": "discussion-created",
 }
 _ROOM_TYPES = {"public": "c", "private": "p", "direct": "d", "group": "d"}
-# Same patterns as the Mattermost rules: canonical mentions and channel links carry the source's names.
-_MENTION = re.compile(r"(?<![\w@.])@(\w[\w.\-]*\w|\w)")
-_CHANNEL_LINK = re.compile(r"(?<![\w~])~(\w[\w\-]*)")
 _TYPE_GROUPS = ("image", "video", "audio")
 
 
@@ -227,9 +225,9 @@ def _text(message: Message, directory: Directory) -> tuple[str, list[dict[str, A
         return "#" + room.name
 
     if "@" in text:
-        text = _MENTION.sub(mention, text)
+        text = MENTION.sub(mention, text)
     if "~" in text:
-        text = _CHANNEL_LINK.sub(channel, text)
+        text = CHANNEL_LINK.sub(channel, text)
     return text, list(mentions.values()), list(channels.values())
 
 

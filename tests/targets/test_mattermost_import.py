@@ -15,6 +15,7 @@ import pytest
 
 from chatmigrate import pipeline
 from chatmigrate.errors import UsageError
+from chatmigrate.markup.canonical import rewrite_names
 from chatmigrate.model import Channel, Checkpoint, Emoji, File, Item, Message, Origin, Reaction, Team, User
 from chatmigrate.targets import _mm_rules as mm
 from chatmigrate.targets import target_for
@@ -113,8 +114,8 @@ def test_long_text_splits_at_boundaries_and_joins_back() -> None:
 
 def test_mentions_follow_renamed_users_and_channels_exactly() -> None:
     users, channels = {"John Doe": "john_doe", "ANN": "ann-2"}, {"Dev Ops": "dev-ops"}
-    assert mm.rewrite_names("hi @ANN and @ann, see ~general", users, channels) == "hi @ann-2 and @ann, see ~general"
-    assert mm.rewrite_names("mail ann@ANN.com", users, channels) == "mail ann@ANN.com"
+    assert rewrite_names("hi @ANN and @ann, see ~general", users, channels) == "hi @ann-2 and @ann, see ~general"
+    assert rewrite_names("mail ann@ANN.com", users, channels) == "mail ann@ANN.com"
 
 
 def test_names_once_given_never_change() -> None:
