@@ -5,7 +5,8 @@ Codes never change meaning once released (admins grep for them in rejects files 
 - warning: the record is loaded with a repair, and the repair is recorded.
 - info: counted only.
 CM0xx come from extractors (input that cannot become a record); CM1xx from the validator; CM2xx
-from a chat-server target's own checks (`validate --to mattermost-import:…`, targets/).
+from a chat-server target's own checks (`validate --to mattermost-import:…`, targets/: CM2xx Mattermost,
+CM3xx Rocket.Chat, CM5xx 蓝莺IM); CM4xx from the mapping step (`--map`, chatmigrate/mapping/).
 
 `python -m chatmigrate.validate --markdown` prints the catalogue as the Markdown table that
 README.md carries between `<!-- rules:start -->` and `<!-- rules:end -->` (a test keeps them equal);
@@ -133,6 +134,24 @@ RULES: tuple[Rule, ...] = (
          "(5,000 characters)", "split at line or word boundaries into continuation replies of the same thread"),
     Rule("CM304", "rc-file-without-bytes", "info", "a file the source lists without its bytes",
          "its upload record is written incomplete (complete: false) with the message; nothing in GridFS"),
+    Rule("CM401", "map-user-merged", "info", "a source user merged onto a user the target already holds "
+         "(`--map`: users.match or users.map)", "the existing user is kept as it is; the source user's messages, "
+         "reactions, memberships and mentions move to it"),
+    Rule("CM402", "map-users-onto-one", "warning", "two source users merged onto the same target user",
+         "both merged: their messages share one author; check users.map if that is not meant"),
+    Rule("CM403", "map-user-unmatched", "error", "a source user matched to no existing user while users.unmatched "
+         "= \"error\""),
+    Rule("CM404", "map-author-unmatched", "error", "a message (or a reaction) by a source user rejected under "
+         "CM403", "rejected with the user: map the user and re-run"),
+    Rule("CM405", "map-channel-collision", "warning", "two channels that end up with the same name in one team "
+         "(a rename onto a name in use), where channels.merge does not say to merge them",
+         "both kept; the target's own rule for clashing names applies (a numbered suffix)"),
+    Rule("CM406", "map-entry-unused", "warning", "a mapping entry that matched nothing in the source (a typo?)",
+         "ignored"),
+    Rule("CM407", "map-filtered-out", "info", "a channel or message left out by the mapping (channels.exclude, "
+         "include, archived, direct, group; time.since or until)", "skipped and counted, with the reason"),
+    Rule("CM408", "map-reply-root-filtered", "info", "a reply whose thread root the mapping left out",
+         "kept as a top-level message; the root's id in props.thread_root_filtered"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 
