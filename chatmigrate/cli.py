@@ -19,6 +19,7 @@ from chatmigrate import __version__, extractors, files, pipeline
 from chatmigrate import sync as syncing
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.loaders import loader_for
+from chatmigrate.mapping import load_file as load_mapping
 from chatmigrate.options import build as build_extractor
 from chatmigrate.options import known_options
 from chatmigrate.redact import printable, redact
@@ -115,6 +116,8 @@ def _files_options(func: F) -> F:
 
 
 def _validation_options(func: F) -> F:
+    func = click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.toml",
+                        help="Mapping: merge onto the target's users, rename, filter (README, Mappings).")(func)
     func = click.option("--max-errors", type=click.IntRange(min=1), metavar="N",
                         help="Stop after N rejected records.")(func)
     func = click.option("--max-text", type=click.IntRange(min=1), default=16_383, show_default=True,
@@ -251,17 +254,19 @@ def _finish(result: pipeline.RunResult, json_output: bool, report_path: Path | N
 @speaks_errors
 def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None, target: str | None,
              max_errors: int | None, max_text: int, require_email: bool, default_email_domain: str | None,
-             report_path: Path | None, json_output: bool, quiet: bool) -> None:
+             report_path: Path | None, map_path: Path | None, json_output: bool, quiet: bool) -> None:
     """Dry run: read and check everything, write nothing (exit 1 when records would be rejected).
 
     \b
     Example:
       chatmigrate validate export.zip --rejects rejects.jsonl --report report.html
       chatmigrate validate export.zip --to mattermost-import:///srv/import/acme.zip
+      chatmigrate validate export.zip --to postgresql+psycopg://chat@db/chat --map acme.toml
     """
+    mapping = load_mapping(map_path) if map_path else None
     extractor = _extractor(location, source, option)
     options = pipeline.RunOptions("validate", location, rejects, max_errors, _progress(json_output, quiet),
-                                  ValidationOptions(max_text=max_text, require_email=require_email))
+                                  ValidationOptions(max_text=max_text, require_email=require_email), mapping)
     checked = _target(target, "cm_", default_email_domain) if target else None
     try:
         result = pipeline.run(extractor, checked, options, dry_run=True)
@@ -300,7 +305,7 @@ def _target(url: str, prefix: str, default_email_domain: str | None) -> Any:
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
             strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
-            default_email_domain: str | None, report_path: Path | None, files_dir: Path | None,
+            default_email_domain: str | None, report_path: Path | None, map_path: Path | None, files_dir: Path | None,
             allow_hosts: tuple[str, ...], json_output: bool, quiet: bool) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
@@ -309,7 +314,9 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     \b
     Example:
       chatmigrate migrate export.zip --to postgresql+psycopg://chat@db/chat
+      chatmigrate migrate export.zip --to mattermost-import:///srv/import/acme.zip --map acme.toml
     """
+    mapping = load_mapping(map_path) if map_path else None
     validation = ValidationOptions(max_text=max_text, require_email=require_email)
     progress = _progress(json_output, quiet)
     source_of = functools.partial(_extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts,
@@ -319,11 +326,11 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     try:
         if strict:
             check = pipeline.run(source_of(), writer,
-                                 pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation),
-                                 dry_run=True)
+                                 pipeline.RunOptions("validate", location, rejects, max_errors, progress, validation,
+                                                     mapping), dry_run=True)
             if check.errors:
                 _finish(check, json_output, report_path)
-        options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation)
+        options = pipeline.RunOptions("migrate", location, rejects, max_errors, progress, validation, mapping)
         result = pipeline.run(source_of(), writer, options)
     finally:
         writer.close()

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from chatmigrate.errors import ChatmigrateError
 from chatmigrate.extractors import Extractor
+from chatmigrate.mapping import MappingSpec, MappingStep
 from chatmigrate.model import (
     RECORD_KINDS,
     Channel,
@@ -64,6 +65,8 @@ class RunResult:
     repairs: dict[str, int] = field(default_factory=dict)
     # What the target produced beyond rows (a package path, its line counts…); see Target.summary.
     target_summary: dict[str, Any] = field(default_factory=dict)
+    # What `--map` did (users merged or created, channels renamed, what it left out); None without one.
+    mapping_plan: dict[str, Any] | None = None
 
     @property
     def errors(self) -> int:
@@ -74,7 +77,7 @@ class RunResult:
             "command": self.command, "source": self.source, "location": self.location, "target": self.target,
             "dry_run": self.dry_run, "counts": self.counts, "rows_written": self.rows_written,
             "load": {"retries": self.retries, "repairs": dict(sorted(self.repairs.items()))},
-            "target_output": self.target_summary,
+            "target_output": self.target_summary, "mapping": self.mapping_plan,
             "findings": dict(sorted(self.sink.counts.items())),
             "rejects_file": str(self.sink.rejects_path) if self.sink.wrote_rejects else None,
             "first_message_at": self.first_at.isoformat() if self.first_at else None,
@@ -90,6 +93,7 @@ class RunOptions:
     max_errors: int | None = None
     progress: bool = True
     validation: ValidationOptions = field(default_factory=ValidationOptions)
+    mapping: MappingSpec | None = None
 
 
 class _Tally:
@@ -201,6 +205,12 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
         source = extractor.records(since=since)
     stream: Iterator[Item] = _tallied(source, read)
     stream = Validator(sink, options.validation, accounting)(stream)
+    mapping_step = None
+    if options.mapping is not None:
+        # Existing users are read even in a dry run (reading only): `validate --map` shows the plan.
+        existing = target.existing_users() if target is not None else ()
+        mapping_step = MappingStep(options.mapping, existing, sink, accounting)
+        stream = mapping_step(stream)
     target_checks = target.checks(sink) if target is not None else None
     if target_checks is not None:
         stream = _target_checked(target_checks(stream), accounting)
@@ -233,7 +243,8 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
                      {f"{y:04d}-{m:02d}": n for (y, m), n in sorted(months.items())},
                      writer.stats.retries if writer is not None else 0,
                      dict(writer.stats.repairs) if writer is not None else {},
-                     target.summary() if target is not None else {})
+                     target.summary() if target is not None else {},
+                     mapping_step.plan.as_json() if mapping_step is not None else None)
 
 
 def _target_checked(items: Iterator[Item], accounting: Accounting) -> Iterator[Item]:

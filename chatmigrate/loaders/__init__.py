@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 import sqlalchemy as sa
 
 from chatmigrate.errors import Locked, TargetError, TransientError, UsageError
@@ -25,9 +26,9 @@ from chatmigrate.loaders._clean import Cleaner, TextRules
 from chatmigrate.loaders._runs import INTERRUPTED, RUNNING, host_identity, owner_gone
 from chatmigrate.loaders.rows import COLUMNS, Row, rows_of
 from chatmigrate.loaders.schema import SCHEMA_VERSION, build_metadata
-from chatmigrate.model import Checkpoint, Record
+from chatmigrate.model import Checkpoint, Record, User
 from chatmigrate.redact import is_secret_name, redact, remember
-from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Target
+from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Target
 
 __all__ = ["DEFAULT_TARGET", "TARGET_ENV", "Capabilities", "LoadStats", "Loader", "RunInfo", "Target",
            "database_url", "ddl_for", "loader_for", "resolve_target_url"]
@@ -218,6 +219,20 @@ class Loader(Target):
             raise UsageError(f"cannot reach the target {self.safe_url}: "
                              f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}") from None
         return exists, "reachable, cursors read" if exists else "reachable, no chatmigrate tables yet"
+
+    def existing_users(self) -> Iterator[ExistingUser]:
+        """The users cm_users already holds, each with its whole record: a mapping that merges a source
+        user onto one hands that record back unchanged, so its row (row_hash equal) is not rewritten."""
+        users = self.table("users")
+        try:
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(users.name):
+                    return
+                for row in conn.execute(sa.select(users).order_by(users.c.id)):
+                    yield ExistingUser(row.id, row.username, row.email, row.id, row.display_name, _user_of_row(row))
+        except sa.exc.OperationalError as exc:
+            raise UsageError(f"cannot read the existing users of {self.safe_url}: "
+                             f"{str(exc.orig).strip().splitlines()[0]}") from None
 
     def start_run(self, info: RunInfo) -> str:
         """Record a new run (`running`, with this process's host and pid), after marking `interrupted`
@@ -523,3 +538,13 @@ def sql_target(url: str, *, prefix: str = "cm_", options: dict[str, str] | None 
         raise UsageError(f"--to {redact(url)!r}: a SQL target takes no target options (got "
                          f"{', '.join(sorted(options))})")
     return loader_for(url, prefix=prefix)
+
+
+def _user_of_row(row: Any) -> User:
+    """A cm_users row as the canonical User it was written from (the inverse of rows.rows_of)."""
+    # PostgreSQL hands JSONB back parsed; the other dialects keep JSON as text.
+    props = row.props if isinstance(row.props, dict) else orjson.loads(row.props) if row.props else {}
+    return User(id=row.id, source=row.source, source_id=row.source_id, username=row.username, email=row.email,
+                display_name=row.display_name, first_name=row.first_name, last_name=row.last_name,
+                is_bot=bool(row.is_bot), is_deleted=bool(row.is_deleted), role=row.role, timezone=row.timezone,
+                props=props)
