@@ -138,7 +138,32 @@ def summary_lines(result: RunResult) -> list[str]:
         if result.retries:
             lines.append(f"  transactions retried after a lost connection: {result.retries:,}")
     lines += [f"  {line}" for line in result.target_summary.get("lines", ())]
+    lines += [f"  {line}" for line in mapping_lines(result.mapping_plan)]
     return [printable(line) for line in lines]
+
+
+_ACTIONS = {"kept": "kept as they are", "merged": "merged onto existing users", "merged-again":
+            "merged onto a user another source user already took", "renamed": "renamed", "rejected": "rejected",
+            "merged-away": "merged into another", "excluded": "left out"}
+
+
+def _actions(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {_ACTIONS.get(action, action)}" for action, n in sorted(counts.items()))
+
+
+def mapping_lines(plan: dict[str, Any] | None) -> list[str]:
+    """What `--map` did or would do: users merged onto the target's users or created, channels, skips."""
+    if plan is None:
+        return []
+    lines = [f"mapping {plan['mapping']}: the target holds {plan['existing_users']:,} users"]
+    for what in ("users", "teams", "channels"):
+        if plan[what]:
+            lines.append(f"  {what}: {_actions(plan[what])}")
+    for example in plan["merge_examples"][:TERMINAL_EXAMPLES]:
+        lines.append(f"    @{example['source']} → @{example['target']} (by {example['how']})")
+    for reason, n in sorted(plan["skipped"].items()):
+        lines.append(f"  left out, {reason}: {n:,}")
+    return lines
 
 
 def print_summary(result: RunResult, echo: Callable[[str], None]) -> None:
@@ -296,12 +321,20 @@ def render_html(result: RunResult, exit_code: int) -> str:
 <p class="muted">Errors reject the record; warnings load it with the repair shown; info is counted. The first
 {EXAMPLES_PER_CODE} examples of each rule are listed with their place in the export.</p>
 {_rules_table(rows)}
+{_mapping_section(result.mapping_plan)}
 <h2>Messages per month</h2>
 {month_chart_svg(series)}
 <h2>Messages per channel</h2>
 {_channels_table(channel_rows(result))}
 </body></html>
 """
+
+
+def _mapping_section(plan: dict[str, Any] | None) -> str:
+    if plan is None:
+        return ""
+    items = "".join(f"<li>{_e(line.strip())}</li>" for line in mapping_lines(plan)[1:])
+    return (f'<h2>Mapping</h2>\n<p>{_e(mapping_lines(plan)[0])}</p>\n<ul id="mapping">{items}</ul>')
 
 
 def write_html(result: RunResult, exit_code: int, path: Path) -> None:
