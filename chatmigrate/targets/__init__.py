@@ -34,6 +34,7 @@ _BUILTIN = {
     "mariadb": "chatmigrate.loaders:sql_target",
     "mattermost-import": "chatmigrate.targets.mattermost_import:MattermostImport.from_url",
     "rocketchat": "chatmigrate.targets.rocketchat:RocketChat.from_url",
+    "lanying": "chatmigrate.targets.lanying:Lanying.from_url",
 }
 
 

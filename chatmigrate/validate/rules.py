@@ -152,6 +152,24 @@ RULES: tuple[Rule, ...] = (
          "include, archived, direct, group; time.since or until)", "skipped and counted, with the reason"),
     Rule("CM408", "map-reply-root-filtered", "info", "a reply whose thread root the mapping left out",
          "kept as a top-level message; the root's id in props.thread_root_filtered"),
+    Rule("CM501", "ly-time-not-kept", "info", "a conversation sent into 蓝莺IM, whose API cannot set a message's "
+         "time (reported on its first message)", "every message gets 蓝莺IM's send time; the original time and "
+         "author are kept in the message's ext JSON (README: Into 蓝莺IM)"),
+    Rule("CM502", "ly-thread-flattened", "info", "a reply in a thread (蓝莺IM has no threads)",
+         "sent in conversation order as a plain message; its thread root's id in ext.chatmigrate.thread_root"),
+    Rule("CM503", "ly-only-in-ext", "info", "reactions, a pin or an edit time (蓝莺IM's API cannot set them)",
+         "kept only in the message's ext JSON: a client shows them only if it reads ext"),
+    Rule("CM504", "ly-not-sent", "info", "a deleted message, or one with neither text nor files",
+         "not sent (蓝莺IM would show it as a live message); counted in the ledger as skipped"),
+    Rule("CM505", "ly-username-changed", "warning", "a username 蓝莺IM refuses (only letters, digits, _ and CJK; "
+         "not all digits; not starting with mta or maxim) or that another user takes",
+         "registered under a valid name (numbered on collision), kept in the hub's ly_users for later runs"),
+    Rule("CM506", "ly-file-without-bytes", "warning", "a file the source lists without its bytes",
+         "sent as a text message naming the file; nothing uploaded"),
+    Rule("CM507", "ly-not-carried", "info", "a team or a custom emoji (蓝莺IM has neither)",
+         "not sent; reactions with that emoji keep its name in ext"),
+    Rule("CM508", "ly-conversation-as-group", "info", "a direct conversation with more than two people, or a "
+         "group conversation", "becomes a private 蓝莺IM group of the same people"),
 )
 BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
 
