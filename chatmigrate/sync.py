@@ -4,7 +4,7 @@ One run: read and check the TOML config (chatmigrate/schemas/sync-config.schema.
 (`Loader.lock`: advisory lock / GET_LOCK / flock) so overlapping runs cannot collide, then run the
 ordinary pipeline once per `[[source]]`. The pipeline reads each channel's cursor from cm_sync_state and
 the loader advances it only in the transaction of the data; sync only moves each cursor back by the
-source's overlap window (the extractor's optional `rewind` hook) before the extractor sees it, so edits
+source's overlap window (when its contract declares the `rewind` capability) before the extractor sees it, so edits
 and deletions that raced the previous run are read again. Re-reading is harmless: ids are
 deterministic and unchanged rows are not written.
 
@@ -29,6 +29,7 @@ import orjson
 from chatmigrate import extractors, pipeline
 from chatmigrate import options as extractor_options
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
+from chatmigrate.extractors.contract import capabilities_of
 from chatmigrate.loaders import database_url
 from chatmigrate.redact import is_secret_name, redact
 from chatmigrate.targets import TARGET_ENV, Target, target_for
@@ -263,13 +264,13 @@ class SyncOutcome:
 
 
 def _adjuster(extractor: Any, overlap_minutes: float) -> Callable[[str], str] | None:
-    rewind = getattr(extractor, "rewind", None)
-    if rewind is None or overlap_minutes <= 0:
+    """The overlap window as a cursor map, for a source whose contract declares `rewind`."""
+    if not capabilities_of(extractor).rewind or overlap_minutes <= 0:
         return None
     seconds = overlap_minutes * 60
 
     def adjust(cursor: str) -> str:
-        return str(rewind(cursor, seconds))
+        return str(extractor.rewind(cursor, seconds))
     return adjust
 
 
@@ -332,7 +333,7 @@ class SourcePlan:
     extractor_source: str | None = None
     scope: str | None = None
     cursors: dict[str, str] = field(default_factory=dict)
-    rewinds: bool = False  # the extractor has a `rewind` hook, so overlap_minutes applies
+    rewinds: bool = False  # the source's capabilities include `rewind`, so overlap_minutes applies
     error: str | None = None
 
     def as_json(self, config: SyncConfig) -> dict[str, Any]:
@@ -401,7 +402,7 @@ def plan_sync(config: SyncConfig) -> SyncPlan:
             try:
                 extractor = _extractor(config, source)
                 plan.extractor_source, plan.scope = extractor.source, extractor.scope
-                plan.rewinds = callable(getattr(extractor, "rewind", None))
+                plan.rewinds = capabilities_of(extractor).rewind
                 plan.cursors = loader.cursors(extractor.source, extractor.scope) if exists else {}
             except ChatmigrateError as exc:
                 plan.error = config.hide(str(exc))

@@ -12,7 +12,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "chatmigrate"
 SHARED = {"chatmigrate.model", "chatmigrate.ids", "chatmigrate.errors", "chatmigrate.redact"}
 ALLOWED_EXTRA = {
-    "extractors": {"chatmigrate.markup", "chatmigrate.files"},
+    # extractors also read their option declarations (options.py) and the data files of mappings/.
+    "extractors": {"chatmigrate.markup", "chatmigrate.files", "chatmigrate.options", "chatmigrate.mappings"},
     "loaders": {"chatmigrate.targets.contract"},
     "targets": {"chatmigrate.loaders", "chatmigrate.validate.findings", "chatmigrate.mappings", "chatmigrate.markup"},
     # The mapping step sits between validation and the target: it reports through validate's sink

@@ -1,17 +1,9 @@
 """Extractors: one per source form, found through the `chatmigrate.extractors` entry-point group.
 
-The contract (every built-in and third-party extractor):
-- class attributes `name` (the entry-point name and the `--from` value, e.g. "slack-export") and
-  `source` (e.g. "slack");
-- `classmethod detect(location) -> bool`: cheap, reads at most a few KB, never raises on a foreign input;
-- `__init__(location, options)`; `scope` (the workspace/team/server the data belongs to);
-- `records(since=None) -> Iterator[Item]` in DESIGN's stream order: teams, users, channels, emoji, then
-  messages grouped by channel ascending by (created_at, id), a `Checkpoint` after each channel;
-  records that cannot be converted come out as `Unreadable`, deliberate omissions as `Skipped`.
-- optional `rewind(cursor, seconds) -> str`: the cursor `seconds` earlier, in the extractor's own cursor
-  format (`chatmigrate sync` hands `records(since=…)` cursors rewound by the source's overlap window,
-  to catch edits and deletions near them); an extractor without it gets its cursors unchanged. A
-  Checkpoint equal to the rewound cursor it was given (nothing newer seen) keeps the saved cursor.
+The contract every built-in and third-party extractor keeps (stream order, checkpoints, cursors, options,
+capabilities, conventions, and the minimum a new source writes) is in `contract.py`, with the `Source`
+base class the built-ins share; `Extractor` below is the same contract as a structural protocol, for
+third-party classes that do not subclass `Source`.
 """
 
 from __future__ import annotations
@@ -23,9 +15,11 @@ from typing import ClassVar, Protocol
 
 from chatmigrate.errors import InputError, UsageError
 from chatmigrate.extractors._files import ExportFiles, looks_like_zip
+from chatmigrate.extractors.contract import Capabilities, Source, capabilities_of
 from chatmigrate.model import Item
 
 GROUP = "chatmigrate.extractors"
+__all__ = ["GROUP", "Capabilities", "Extractor", "Source", "capabilities_of", "detect", "load", "registered"]
 
 
 class Extractor(Protocol):

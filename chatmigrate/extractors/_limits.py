@@ -9,7 +9,7 @@ so one bad member becomes one unreadable file (CM001) instead of a crash, a full
 Before a zip member is opened, its declared size and compression ratio are checked (`Limits.check`).
 
 The limits default to the constants below; the file extractors take them as options (`-o
-max_document_bytes=N`, `max_member_bytes`, `max_ratio`: `OPTIONS`), and every refusal names the option
+max_document_bytes=N`, `max_member_bytes`, `max_ratio`: `LIMIT_OPTIONS`), and every refusal names the option
 that lifts it.
 """
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from chatmigrate.errors import InputError
+from chatmigrate.options import Option
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -48,10 +49,13 @@ _CHUNK = 16 * 1024
 READ_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError,
                                                 EOFError, NotImplementedError, RuntimeError)
 
-OPTIONS = {
-    "max_document_bytes": f"largest JSON document read whole, in bytes (default {MAX_DOCUMENT_BYTES})",
-    "max_member_bytes": f"largest archive member or inflated file streamed, in bytes (default {MAX_MEMBER_BYTES})",
-    "max_ratio": f"largest compression ratio of a member over {RATIO_FLOOR} bytes (default {MAX_RATIO})",
+LIMIT_OPTIONS = {
+    "max_document_bytes": Option(f"largest JSON document read whole, in bytes (default {MAX_DOCUMENT_BYTES})", int,
+                                 minimum=1),
+    "max_member_bytes": Option(f"largest archive member or inflated file streamed, in bytes (default "
+                               f"{MAX_MEMBER_BYTES})", int, minimum=1),
+    "max_ratio": Option(f"largest compression ratio of a member over {RATIO_FLOOR} bytes (default {MAX_RATIO})", int,
+                        minimum=1),
 }
 
 

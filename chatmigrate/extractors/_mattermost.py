@@ -13,20 +13,22 @@ Both forms import these, so the native keys (DESIGN §2) are computed by one pie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from chatmigrate.model import ChannelKind, Message
+from chatmigrate.extractors._vocabulary import role
+from chatmigrate.ids import record_id
+from chatmigrate.model import ChannelKind, File, Message, Origin, Reaction, User
 
 SOURCE = "mattermost"
 DEFAULT_SCOPE = "mattermost"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 
-# Post types that record a change to the channel; the rest of "system_*" keep their own name.
+# Post types that record a change to the channel; the other "system_*" are system_other.
 SYSTEM_KINDS = {
     "system_join_channel": "system_join", "system_join_team": "system_join",
     "system_leave_channel": "system_leave", "system_leave_team": "system_leave",
@@ -127,6 +129,7 @@ def stream_key(message: Message, root_created: datetime | None) -> tuple[datetim
 
 
 def message_kind(post_type: str, props: Mapping[str, Any]) -> str:
+    """A post type → canonical kind; the type itself stays in props["type"]."""
     if not post_type:
         if str(props.get("from_webhook")).lower() == "true" or str(props.get("from_bot")).lower() == "true":
             return "bot"
@@ -134,20 +137,54 @@ def message_kind(post_type: str, props: Mapping[str, Any]) -> str:
     if post_type == "me":
         return "me"
     if post_type.startswith("system_"):
-        return SYSTEM_KINDS.get(post_type, post_type)
-    if post_type.startswith("custom_"):
-        return "custom"
-    return post_type
+        return SYSTEM_KINDS.get(post_type, "system_other")
+    return "custom"  # custom_* plugin posts and any other type a plugin adds
 
 
 def user_role(roles: str, is_bot: bool) -> str:
-    names = set(roles.split())
-    if "system_admin" in names:
-        return "admin"
-    if is_bot:
-        return "bot"
-    if "system_guest" in names:
-        return "guest"
-    return "member"
+    return role(SOURCE, set(roles.split()), is_bot)
 
 
+def mm_id(scope: str, kind: str, native_key: str) -> str:
+    return record_id(SOURCE, scope, kind, native_key)
+
+
+def convert_user(scope: str, key: str, raw: Mapping[str, Any], *, is_bot: bool, deleted_at: datetime | None,
+                 props: dict[str, Any], bot_display: str | None = None, timezone: str | None = None,
+                 origin: Origin | None = None) -> User:
+    """A user (a bulk-export user/bot line, or an API v4 user) → User; `props` holds what only the form knows."""
+    first, last = _text(raw.get("first_name")), _text(raw.get("last_name"))
+    display = _text(raw.get("nickname")) or " ".join(p for p in (first, last) if p) or bot_display or None
+    if deleted_at is not None:
+        props["deleted_at"] = deleted_at.isoformat()
+    return User(mm_id(scope, "user", key), SOURCE, key, key, email=_text(raw.get("email")), display_name=display,
+                first_name=first, last_name=last, is_bot=is_bot, is_deleted=deleted_at is not None,
+                role=user_role(str(raw.get("roles") or ""), is_bot), timezone=timezone, props=props, origin=origin)
+
+
+def convert_reactions(scope: str, entries: Any, username_of: Callable[[Mapping[str, Any]], str | None],
+                      ) -> tuple[tuple[Reaction, ...], list[Any]]:
+    """(reactions, entries that are not one): one per user and emoji, the target's key, first one kept.
+    `username_of` reads the reacting user of an entry (a username in an export, a user id via the API)."""
+    reactions: dict[tuple[str, str], Reaction] = {}
+    bad: list[Any] = []
+    for entry in entries if isinstance(entries, list) else ():
+        user = username_of(entry) if isinstance(entry, dict) else None
+        emoji = entry.get("emoji_name") if isinstance(entry, dict) else None
+        if not user or not isinstance(emoji, str) or not emoji.strip(":"):
+            bad.append(entry)
+            continue
+        reaction = Reaction(emoji.strip(":"), mm_id(scope, "user", name_key(user)),
+                            ms_to_datetime(entry.get("create_at")))
+        reactions.setdefault((reaction.emoji, reaction.user_id), reaction)
+    return tuple(reactions.values()), bad
+
+
+def attachment(scope: str, message_key: str, name: str, sequence: Sequencer, **fields: Any) -> File:
+    """An attachment of a post: keyed `message/name` (numbered when a post has two of one name)."""
+    key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
+    return File(mm_id(scope, "file", key), SOURCE, key, name, **fields)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -47,18 +47,19 @@ from chatmigrate.extractors._mattermost import (
     DEFAULT_SCOPE,
     SOURCE,
     Sequencer,
+    attachment,
     channel_key,
+    convert_reactions,
+    convert_user,
     direct_names,
     emoji_file_key,
-    file_key,
     message_kind,
     ms_to_datetime,
     name_key,
     post_key,
     stream_key,
-    user_role,
 )
-from chatmigrate.files import OPTIONS as DOWNLOAD_OPTIONS
+from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.files.download import host_of
 from chatmigrate.ids import record_id
@@ -112,20 +113,20 @@ def _is_http_url(location: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
-class MattermostApi:
+class MattermostApi(Source):
     """Reads teams, users, channels (with DMs and groups), custom emoji and posts from API v4."""
 
     name: ClassVar[str] = "mattermost-api"
     source: ClassVar[str] = SOURCE
-    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
-    known_options: ClassVar[dict[str, str]] = {
-        "token": "personal access token (better: $CHATMIGRATE_MATTERMOST_TOKEN)",
-        "scope": "server the ids are scoped to (default: mattermost)",
-        "per_page": "items per API page, 1-200 (an integer)",
-        "max_wait": "longest wait for a rate-limited or unavailable server, in seconds (a number)",
+    known_options: ClassVar[dict[str, Option]] = {
+        "token": Option("personal access token (better: $CHATMIGRATE_MATTERMOST_TOKEN)"),
+        "scope": Option("server the ids are scoped to (default: mattermost)"),
+        "per_page": Option("items per API page", int, 1, MAX_PER_PAGE),
+        "max_wait": Option("longest wait for a rate-limited or unavailable server, in seconds", float, 0),
         # File bytes (GET /api/v4/files/{id}) are fetched with the same token: no token_env of their own.
         **{k: v for k, v in DOWNLOAD_OPTIONS.items() if k != "token_env"},
     }
+    capabilities: ClassVar[Capabilities] = Capabilities(incremental=True, rewind=True, files=True)
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -147,14 +148,14 @@ class MattermostApi:
         if not token:
             raise UsageError(f"mattermost-api needs a personal access token: set {TOKEN_ENV} or pass "
                              "--option token=…")
-        per_page = int(self.options.get("per_page") or MAX_PER_PAGE)
+        per_page = self.option("per_page", MAX_PER_PAGE)
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise UsageError(f"per_page must be between 1 and {MAX_PER_PAGE} (Mattermost's maximum)")
         self.per_page = per_page
         self.base_url = location.rstrip("/")
-        self._scope = self.options.get("scope") or DEFAULT_SCOPE
+        self._scope = self.option("scope", DEFAULT_SCOPE)
         self.http = HttpClient(self.base_url, headers={"Authorization": f"Bearer {token}"}, secrets=[token],
-                               max_wait=float(self.options.get("max_wait") or 120.0))
+                               max_wait=self.option("max_wait", 120.0))
         self._usernames: dict[str, str] = {}  # user id → username
         self._team_names: dict[str, str] = {}  # team id → name
         self._channel_keys: dict[str, str] = {}  # channel id → native key
@@ -236,23 +237,16 @@ class MattermostApi:
         return ids
 
     def _user(self, raw: dict[str, Any], key: str) -> User:
-        is_bot = bool(raw.get("is_bot"))
         props: dict[str, Any] = {k: raw[k] for k in ("nickname", "position", "locale", "roles", "auth_service",
                                                      UNREADABLE) if raw.get(k) not in (None, "")}
-        deleted = ms_to_datetime(raw.get("delete_at"))
-        if deleted is not None:
-            props["deleted_at"] = deleted.isoformat()
         if raw.get("bot_description"):
             props["bot_description"] = raw["bot_description"]
-        first, last = raw.get("first_name") or None, raw.get("last_name") or None
-        display = raw.get("nickname") or " ".join(p for p in (first, last) if p) or None
         timezone = raw.get("timezone") if isinstance(raw.get("timezone"), dict) else {}
         zone = (timezone.get("manualTimezone") if timezone.get("useAutomaticTimezone") in ("false", False)
                 else timezone.get("automaticTimezone")) or None
-        return User(self._id("user", key), SOURCE, key, key, email=raw.get("email") or None, display_name=display,
-                    first_name=first, last_name=last, is_bot=is_bot, is_deleted=deleted is not None,
-                    role=user_role(str(raw.get("roles") or ""), is_bot), timezone=zone, props=props,
-                    origin=self._origin(f"/api/v4/users/{raw['id']}"))
+        return convert_user(self.scope, key, raw, is_bot=bool(raw.get("is_bot")),
+                            deleted_at=ms_to_datetime(raw.get("delete_at")), props=props, timezone=zone,
+                            origin=self._origin(f"/api/v4/users/{raw['id']}"))
 
     def _channels(self, user_ids: list[str]) -> list[tuple[dict[str, Any], list[str]]]:
         """Every channel any user is in (DMs and groups are only listed per user), with its members."""
@@ -445,15 +439,12 @@ class MattermostApi:
         raw = metadata.get("reactions")
         if raw is None and (post.get("has_reactions") or "metadata" not in post):
             raw = self.http.get_json(f"/api/v4/posts/{post['id']}/reactions")
-        reactions: dict[tuple[str, str], Reaction] = {}
-        for entry in raw if isinstance(raw, list) else ():
+
+        def username(entry: Mapping[str, Any]) -> str | None:
             # Metadata was type-checked with the post; reactions fetched apart are checked here.
-            if isinstance(entry, dict) and is_id(entry.get("user_id")) and entry["user_id"] and \
-                    isinstance(entry.get("emoji_name"), str) and entry["emoji_name"]:
-                reaction = Reaction(str(entry["emoji_name"]).strip(":"), self._id("user", self._username(
-                    entry["user_id"])), ms_to_datetime(entry.get("create_at")))
-                reactions.setdefault((reaction.emoji, reaction.user_id), reaction)
-        return tuple(reactions.values())
+            user_id = entry.get("user_id")
+            return self._username(user_id) if is_id(user_id) and user_id else None
+        return convert_reactions(self.scope, raw, username)[0]
 
     def _files(self, post: dict[str, Any], message_key: str, created: datetime | None) -> tuple[File, ...]:
         metadata = post.get("metadata") if isinstance(post.get("metadata"), dict) else {}
@@ -465,14 +456,13 @@ class MattermostApi:
         for info in infos if isinstance(infos, list) else ():
             if not isinstance(info, dict) or not is_id(info.get("id")) or not info["id"]:
                 continue
-            name = str(info.get("name") or info["id"])
-            key = file_key(message_key, name, sequence(file_key(message_key, name, 0)))
             mime = info.get("mime_type") if isinstance(info.get("mime_type"), str) else None
-            files.append(File(self._id("file", key), SOURCE, key, name, mime_type=mime or None,
-                              size=info.get("size") if isinstance(info.get("size"), int) else None,
-                              source_url=f"{self.base_url}/api/v4/files/{info['id']}",
-                              created_at=ms_to_datetime(info.get("create_at")) or created,
-                              props={"mm_id": info["id"]}))
+            files.append(attachment(self.scope, message_key, str(info.get("name") or info["id"]), sequence,
+                                    mime_type=mime or None,
+                                    size=info.get("size") if isinstance(info.get("size"), int) else None,
+                                    source_url=f"{self.base_url}/api/v4/files/{info['id']}",
+                                    created_at=ms_to_datetime(info.get("create_at")) or created,
+                                    props={"mm_id": info["id"]}))
         return tuple(files)
 
 

@@ -32,25 +32,27 @@ from urllib.parse import urlsplit
 
 from chatmigrate.errors import InputError, UsageError
 from chatmigrate.extractors._http import HttpClient
+from chatmigrate.extractors._rc_messages import (
+    MessageContext,
+    convert_message,
+    file_from_entry,
+    timeline,
+    unresolved_reaction_items,
+)
 from chatmigrate.extractors._rocketchat import (
     DEFAULT_SCOPE,
     SOURCE,
-    MessageContext,
     as_time,
     convert_emoji,
-    convert_message,
     convert_room,
     convert_user,
     cursor_text,
     emoji_file,
-    file_from_entry,
     jsonable,
     native_id,
     rid_of,
-    timeline,
-    unresolved_reaction_items,
 )
-from chatmigrate.files import OPTIONS as DOWNLOAD_OPTIONS
+from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.files.download import host_of
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Skipped, User
@@ -89,19 +91,19 @@ def from_wire(value: Any) -> Any:
     return value
 
 
-class RocketchatApi:
+class RocketchatApi(Source):
     name: ClassVar[str] = "rocketchat-api"
     source: ClassVar[str] = SOURCE
-    # The -o options it accepts (name → help); the CLI and sync refuse any other name.
-    known_options: ClassVar[dict[str, str]] = {
-        "token": "personal access token (better: $CHATMIGRATE_ROCKETCHAT_TOKEN)",
-        "user_id": "the token's user id (better: $CHATMIGRATE_ROCKETCHAT_USER_ID)",
-        "scope": "server the ids are scoped to (default: rocketchat)",
-        "page_size": "items per API page (an integer, at least 1)",
-        "overlap_seconds": "how far back each sync re-reads a channel, in seconds (a number)",
+    known_options: ClassVar[dict[str, Option]] = {
+        "token": Option("personal access token (better: $CHATMIGRATE_ROCKETCHAT_TOKEN)"),
+        "user_id": Option("the token's user id (better: $CHATMIGRATE_ROCKETCHAT_USER_ID)"),
+        "scope": Option("server the ids are scoped to (default: rocketchat)"),
+        "page_size": Option("items per API page", int, minimum=1),
+        "overlap_seconds": Option("how far back each sync re-reads a channel, in seconds", float, minimum=0),
         # File bytes (/file-upload/<id>/<name>) are fetched with the same token and user id.
         **{k: v for k, v in DOWNLOAD_OPTIONS.items() if k != "token_env"},
     }
+    capabilities: ClassVar[Capabilities] = Capabilities(incremental=True, rewind=True, files=True)
 
     @classmethod
     def detect(cls, location: str) -> bool:
@@ -125,10 +127,10 @@ class RocketchatApi:
         if not token or not user_id:
             raise UsageError(f"the Rocket.Chat API needs a personal access token and its user id: set {TOKEN_ENV} "
                              f"and {USER_ID_ENV} (or -o token=… -o user_id=…)")
-        self._scope = self.options.get("scope") or DEFAULT_SCOPE
+        self._scope = self.option("scope", DEFAULT_SCOPE)
         try:
-            self.page_size = int(self.options.get("page_size", 100))
-            self.overlap = timedelta(seconds=float(self.options.get("overlap_seconds", 300)))
+            self.page_size = int(self.option("page_size", 100))
+            self.overlap = timedelta(seconds=float(self.option("overlap_seconds", 300)))
         except ValueError as exc:
             raise UsageError(f"page_size and overlap_seconds must be numbers ({exc})") from None
         if self.page_size < 1:

@@ -123,7 +123,7 @@ def test_users_bots_deactivated_emails_and_no_credentials(sample: list[Item]) ->
     assert users["rocket.cat"].is_bot and users["helper.bot"].is_bot and not users["bob"].is_bot
     assert users["dave"].is_deleted and not users["bob"].is_deleted
     assert users["carol"].email is None and users["admin"].email == "ada@example.org"
-    assert users["admin"].role == "admin" and users["eve"].role == "guest" and users["bob"].role == "user"
+    assert users["admin"].role == "admin" and users["eve"].role == "guest" and users["bob"].role == "member"
     assert users["admin"].props["roles"] == ["user", "admin"]
     assert users["admin"].props["login_services"] == ["password", "resume"]
     # The ObjectId user id is its 24-hex text in the id.
