@@ -105,6 +105,7 @@ until = "2024-01-01T00:00:00Z"
     assert skipped["messages: at or after time.until (2024-01-01T00:00:00+00:00)"] == 4
     assert result.counts["messages"]["skipped"] == 6 * 3 + 8 + 4
     assert result.counts["reactions"]["skipped"] == 3 + 4  # message 1 of every channel had one
+    assert result.sink.counts["CM407"] == 3 + result.counts["messages"]["skipped"]  # one finding per record
     # The reply whose root (message 0) time.since left out is kept at the top level, saying so.
     reply = rows(db_url, "SELECT thread_root_id, props FROM cm_messages WHERE source_id = 'general-3'")[0]
     props = reply[1] if isinstance(reply[1], dict) else json.loads(reply[1])  # JSONB comes back parsed
@@ -167,6 +168,9 @@ generl = "typo"
     by_cat_or_dan = [m for c, (_, members, _) in synth.CHANNELS.items() for i, m in
                      ((i, members[i % len(members)]) for i in range(synth.PER_CHANNEL)) if m in ("cat", "dan")]
     assert result.counts["messages"]["rejected"] == len(by_cat_or_dan)
+    # CM404 for each of their messages, and for each of their reactions on the messages that stay.
+    assert result.sink.counts["CM404"] == len(by_cat_or_dan) + result.counts["reactions"]["rejected"] - sum(
+        1 for c, (_, members, _) in synth.CHANNELS.items() if members[1 % len(members)] in ("cat", "dan"))
     zed = record_id("ldap", "corp", "user", "zed")
     assert rows(db_url, f"SELECT COUNT(*) FROM cm_messages WHERE user_id = '{zed}'")[0][0] > 0
     assert rows(db_url, "SELECT COUNT(*) FROM cm_users WHERE source = 'synth'") == [(0,)]

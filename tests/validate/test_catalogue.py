@@ -35,7 +35,7 @@ def test_codes_and_names_are_unique_and_well_formed() -> None:
     assert len(set(codes)) == len(codes) and len(set(names)) == len(names)
     assert codes == sorted(codes)
     for r in RULES:
-        assert re.fullmatch(r"CM[0-3]\d\d", r.code), r.code
+        assert re.fullmatch(r"CM[0-5]\d\d", r.code), r.code
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", r.name), r.name
         assert r.severity in SEVERITIES and r.summary and r.repair
 
@@ -51,18 +51,22 @@ def test_every_code_the_package_uses_is_in_the_catalogue() -> None:
 
 def test_every_rule_is_implemented() -> None:
     """CM1xx are the validator's own; CM0xx are raised by at least one extractor (or the validator);
-    CM2xx (Mattermost) and CM3xx (Rocket.Chat) by a chat-server target's checks."""
+    CM2xx (Mattermost), CM3xx (Rocket.Chat) and CM5xx (蓝莺IM) by a chat-server target's checks; CM4xx
+    by the mapping step."""
     validator = _codes_in([PACKAGE / "validate" / "__init__.py"])
     extractors = _codes_in(sorted((PACKAGE / "extractors").glob("*.py")))
     targets = _codes_in(sorted((PACKAGE / "targets").glob("*.py")))
+    mapping = _codes_in(sorted((PACKAGE / "mapping").glob("*.py")))
     for r in RULES:
-        where = {"CM1": validator, "CM2": targets, "CM3": targets}.get(r.code[:3], validator | extractors)
+        where = {"CM1": validator, "CM2": targets, "CM3": targets, "CM4": mapping, "CM5": targets}.get(
+            r.code[:3], validator | extractors)
         assert r.code in where, f"{r.code} {r.name} is in the catalogue but nothing reports it"
 
 
 def test_every_rule_has_a_test() -> None:
     tests = Path(__file__).parent
-    tested = _codes_in(sorted(tests.glob("test_*.py")) + sorted((tests.parent / "targets").glob("test_*.py")))
+    tested = _codes_in(sorted(tests.glob("test_*.py")) + sorted((tests.parent / "targets").glob("test_*.py"))
+                       + sorted((tests.parent / "mapping").glob("test_*.py")))
     missing = [r.code for r in RULES if r.code not in tested and r.code != "CM003"]
     # CM003 (unsafe paths) is exercised where the archive reader lives: tests of extractors/_files.py.
     assert missing == []
