@@ -187,6 +187,9 @@ class Ledger:
 
     def first_msg_id(self, message_id: str) -> int | None:
         """The 蓝莺IM id of a message's first part (a thread root's), when it has been sent."""
+        pending = self._pending.get(message_id)
+        if pending is not None:
+            return pending.msg_ids[0] if pending.msg_ids else None
         with self.engine.connect() as conn:
             ids = conn.execute(sa.select(self.messages.c.msg_ids)
                                .where(self.messages.c.message_id == message_id)).scalar()
