@@ -75,8 +75,8 @@ class LanyingServer:
         self.dedup_seconds = dedup_seconds
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.fail_next: dict[str, list[int]] = {}
-        # Called with the route of every request before it is served (a test may kill a run there).
-        self.on_request: Any = None
+        # Called with the route of every request after it was served (a test may kill a run there).
+        self.after_request: Any = None
         self._ids = itertools.count(2302128618880)
         self._msg_ids = itertools.count(900000000001)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -130,9 +130,9 @@ class LanyingServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server.lock:
                     server.requests.append((method, parts.path, headers, body if method == "POST" else query))
-                if server.on_request is not None:
-                    server.on_request(parts.path)
                 status, answer = server.answer(method, parts.path, headers, query, body)
+                if server.after_request is not None:
+                    server.after_request(parts.path)
                 self._answer(status, answer)
 
             def _answer(self, status: int, body: Any, kind: str = "application/json") -> None:
@@ -433,6 +433,12 @@ def running(dedup_seconds: float = 60.0) -> Iterator[LanyingServer]:
         server.stop()
 
 
+def target_url(server: LanyingServer, hub: Any, **options: Any) -> str:
+    """`lanying+http://127.0.0.1:PORT?app_id=…&rate=0&hub=sqlite:///HUB` (options added to the query)."""
+    query = {"app_id": APP_ID, "rate": 0, "hub": f"sqlite:///{hub}", **options}
+    return f"lanying+http://{server.url.split('://', 1)[1]}?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
 def dump(server: LanyingServer) -> dict[str, Any]:
     """What the server holds (not the request log): for fingerprints of a target run."""
     with server.lock:
@@ -443,4 +449,4 @@ def dump(server: LanyingServer) -> dict[str, Any]:
                 "files": sorted(state.files)}
 
 
-__all__ = ["ADMIN_TOKEN", "APP_ID", "LanyingServer", "dump", "running"]
+__all__ = ["ADMIN_TOKEN", "APP_ID", "LanyingServer", "dump", "running", "target_url"]

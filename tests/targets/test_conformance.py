@@ -22,12 +22,17 @@ from chatmigrate.model import Channel, Checkpoint, Item, Message, Team, User
 from chatmigrate.targets import Target, registered, target_for
 from chatmigrate.validate import report
 from tests.conftest import _target_url
+from tests.lanying_server import ADMIN_TOKEN, LanyingServer
+from tests.lanying_server import dump as lanying_dump
+from tests.lanying_server import target_url as lanying_url
 from tests.loaders.helpers import dump_loader
 from tests.loaders.synth import items
 
 from .helpers import RecordSource, unzip_lines
 
-KINDS = ["sqlite", "postgresql", "mariadb", "mattermost-import", "rocketchat"]
+KINDS = ["sqlite", "postgresql", "mariadb", "mattermost-import", "rocketchat", "lanying"]
+# The loopback 蓝莺IM server of each lanying target URL (its state is the target's fingerprint).
+LANYING: dict[str, LanyingServer] = {}
 T0 = datetime(2022, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
@@ -40,6 +45,18 @@ def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         # A fresh database per test on the session's FerretDB server.
         base = request.getfixturevalue("ferretdb")
         yield f"rocketchat+mongodb://{base.removeprefix('mongodb://')}/cmtest_{uuid.uuid4().hex[:12]}"
+        return
+    if request.param == "lanying":
+        # A fresh loopback 蓝莺IM server per test; its admin token holds the secret the secrets test looks for.
+        request.getfixturevalue("monkeypatch").setenv("CHATMIGRATE_LANYING_TOKEN", ADMIN_TOKEN)
+        server = LanyingServer().start()
+        url = lanying_url(server, tmp_path / "hub.db")
+        LANYING[url] = server
+        try:
+            yield url
+        finally:
+            LANYING.pop(url)
+            server.stop()
         return
     yield from _target_url(request.param, tmp_path)
 
@@ -66,6 +83,8 @@ def fingerprint(url: str) -> Any:
     try:
         if url.startswith("rocketchat+"):
             return mongo_documents(target)
+        if url.startswith("lanying"):
+            return lanying_dump(LANYING[url]), dump_loader(target.hub)  # type: ignore[attr-defined]
         if url.startswith("mattermost-import:"):
             package = target.options.out  # type: ignore[attr-defined]
             return hashlib.sha256(package.read_bytes()).hexdigest(), dump_loader(target.hub)  # type: ignore[attr-defined]
@@ -75,7 +94,8 @@ def fingerprint(url: str) -> Any:
 
 
 def test_every_builtin_target_is_registered() -> None:
-    assert {"sqlite", "postgresql", "mysql", "mariadb", "mattermost-import", "rocketchat"} <= set(registered())
+    builtin = {"sqlite", "postgresql", "mysql", "mariadb", "mattermost-import", "rocketchat", "lanying"}
+    assert builtin <= set(registered())
 
 
 def test_a_second_identical_run_changes_nothing(target_url: str) -> None:
@@ -107,6 +127,10 @@ def test_every_record_is_accounted_for(target_url: str) -> None:
             live = db.rocketchat_message.count_documents({})
             trashed = db.rocketchat__trash.count_documents({})
             assert live + trashed >= 200  # long texts may become several messages, never fewer
+        elif target_url.startswith("lanying"):
+            sent = lanying_dump(LANYING[target_url])["messages"]
+            held = {json.loads(m[4])["chatmigrate"]["id"] for m in sent}
+            assert len(held) == len(dump_loader(target.hub)["messages"]) == 200  # type: ignore[attr-defined]
         else:
             assert dump_loader(target)["messages"].__len__() == 200  # type: ignore[arg-type]
     finally:
