@@ -97,7 +97,7 @@ def existing_record(user: User, target: ExistingUser) -> User:
     if target.record is not None:
         return target.record
     marker = {"target_id": target.target_id, "username": target.username, "email": target.email,
-              "merged_from": [user.id]}
+              "merged_from": [user.id], **({"extra": target.extra} if target.extra else {})}
     return User(id=target.id, source=user.source, source_id=target.target_id or target.id, username=target.username,
                 email=target.email, display_name=target.display_name, is_bot=user.is_bot, role=user.role,
                 props={EXISTING_USER_PROP: marker}, origin=user.origin)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import zipfile
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from chatmigrate.mappings import name_set
 from chatmigrate.markup.canonical import rewrite_names
+from chatmigrate.model import EXISTING_USER_PROP
 from chatmigrate.targets import _mm_rules as mm
 
 SYSTEM_EMOJI = "mattermost-system-emoji.txt"
@@ -108,6 +110,7 @@ class Counts:
     groups_as_private: int = 0
     skipped_unchanged: int = 0
     guests_deactivated: int = 0
+    existing_without_line: int = 0
     notes: list[str] = field(default_factory=list)
 
     def add(self, kind: str, n: int = 1) -> None:
@@ -132,6 +135,8 @@ class PackageWriter:
         # to hold at a million messages; applied to cm_mm_posts once the package is in place.
         self.line_hashes: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in write()
         self.changed_lines = 0
+        # Merged users the server already holds who get no user line: (username, [(team, channel)]).
+        self.existing_members: list[tuple[str, list[tuple[str, str]]]] = []
 
     # -- the whole package ---------------------------------------------------------------------
     def write(self) -> dict[str, Any]:
@@ -174,6 +179,7 @@ class PackageWriter:
         with self.engine.begin() as conn:
             self._record(conn, number, path, written, head_hash)
         self._names_file()
+        self._members_script()
         return self._summary(path, number, "written" if written else "unchanged: identical to the file there")
 
     def _changed(self, conn: sa.Connection, head_hash: str) -> bool:
@@ -200,6 +206,10 @@ class PackageWriter:
             lines.append(f"  attachments {c.attachments:,} ({c.attachment_bytes:,} bytes); files without bytes "
                          f"left out: {c.files_without_bytes:,}; over max_file_bytes: {len(c.files_over_limit):,}")
             lines += [f"  note: {note}" for note in c.notes]
+            if c.existing_without_line:
+                lines.append(f"  {c.existing_without_line:,} merged users the server already holds get no user line "
+                             f"(it would reset their password): run {self.options.out}.existing-users.sh after "
+                             "the import to add them to their channels")
             lines.append(f"  names: {self.options.out}.names.json; then: mmctl import upload {path.name} && "
                          f"mmctl import process <uploaded name>")
         return {"package": str(path) if path else None, "status": status, "number": number,
@@ -209,6 +219,7 @@ class PackageWriter:
                 "split_posts": c.split_posts, "groups_as_private_channels": c.groups_as_private,
                 "direct_left_out": c.direct_left_out, "guests_without_channels_deactivated": c.guests_deactivated,
                 "posts_unchanged_left_out": c.skipped_unchanged, "notes": c.notes,
+                "existing_users_without_line": c.existing_without_line,
                 "names_file": f"{self.options.out}.names.json", "lines": lines}
 
     # -- names ---------------------------------------------------------------------------------
@@ -357,6 +368,13 @@ class PackageWriter:
                     channels.append(pending.channel_id)
                 pending = next(memberships, None)
             props = _props(row.props)
+            marker = props.get(EXISTING_USER_PROP)
+            if isinstance(marker, dict):
+                line = self._existing_user_line(row, marker, channels, default_team)
+                if line is not None:
+                    out.write(line)
+                    self.counts.add("user")
+                continue
             if row.is_bot and owner:
                 bots.append(self._bot_line(row, props, owner))
                 continue
@@ -371,6 +389,50 @@ class PackageWriter:
                                      "roles": "system_user", "delete_at": 1}))
             self.users[""] = AUTHORLESS
             self.counts.add("user")
+
+    def _existing_user_line(self, row: Any, marker: dict[str, Any], channels: list[str],
+                            default_team: str) -> bytes | None:
+        """A user the server already holds (merged onto by `--map`). Mattermost's importer updates a
+        user of the same username from the line and, without auth_data, gives them a new random password:
+        so a line is written only for single-sign-on users (their auth_service and auth_data, roles and
+        locale as the server has them: nothing changes but their memberships); the others get none, and
+        their team and channel memberships go into a script of mmctl commands next to the package."""
+        extra = marker.get("extra") if isinstance(marker.get("extra"), dict) else {}
+        name = self.users[row.id]
+        memberships = [(self.chans[c].team or default_team, self.chans[c].name) for c in channels]
+        email = marker.get("email") if isinstance(marker.get("email"), str) else None
+        if not (extra.get("auth_service") and extra.get("auth_data") and email):
+            self.existing_members.append((name, sorted(set(memberships))))
+            self.counts.existing_without_line += 1
+            return None
+        by_team: dict[str, list[dict[str, Any]]] = {}
+        for team, channel in sorted(set(memberships)):
+            by_team.setdefault(team, []).append({"name": channel, "roles": "channel_user"})
+        return _line("user", {
+            "username": name, "email": email, "auth_service": extra["auth_service"], "auth_data": extra["auth_data"],
+            "roles": extra.get("roles") or "system_user", "locale": extra.get("locale"),
+            "teams": [{"name": team, "roles": "team_user", "channels": chans} for team, chans in
+                      sorted((by_team or {default_team: []}).items())],
+        })
+
+    def _members_script(self) -> None:
+        """`<package>.existing-users.sh`: mmctl commands that add the merged users who get no user line
+        to their teams and channels (run after the import)."""
+        path = Path(f"{self.options.out}.existing-users.sh")
+        if not self.existing_members:
+            path.unlink(missing_ok=True)
+            return
+        lines = ["#!/bin/sh", "# Users the server already had, merged onto by chatmigrate's --map: added to their",
+                 "# teams and channels after `mmctl import process` (their accounts are left as they are).", "set -e"]
+        for username, memberships in self.existing_members:
+            for team in sorted({team for team, _ in memberships}):
+                lines.append(f"mmctl team users add {shlex.quote(team)} {shlex.quote(username)}")
+            for team, channel in memberships:
+                lines.append(f"mmctl channel users add {shlex.quote(f'{team}:{channel}')} {shlex.quote(username)}")
+        data = ("\n".join(lines) + "\n").encode()
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+        path.chmod(0o755)
 
     def _bot_owner(self) -> str | None:
         """The package username of `bot_owner` (given as the source or the Mattermost username), or None:

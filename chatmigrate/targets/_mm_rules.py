@@ -170,5 +170,17 @@ class NameBook:
             return name, "collision"
         return name, None if name == wanted else "changed"
 
+    def reserve(self, namespace: str, record_id: str, name: str) -> str | None:
+        """Give `record_id` exactly `name` (a user the server already holds keeps its username), so no
+        other record gets it; the id of the record that already holds it otherwise (nothing changes)."""
+        owner = self._owners.get((namespace, name))
+        if owner is not None and owner != record_id:
+            return owner
+        if owner is None and (namespace, record_id) not in self.taken:
+            self.taken[(namespace, record_id)] = name
+            self._owners[(namespace, name)] = record_id
+            self.new.append((namespace, record_id, name))
+        return None
+
     def items(self) -> Iterable[tuple[tuple[str, str], str]]:
         return self.taken.items()

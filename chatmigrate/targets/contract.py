@@ -98,6 +98,9 @@ class ExistingUser:
     target_id: str | None = None
     display_name: str | None = None
     record: User | None = None
+    # What else the target needs to refer to the user without changing it (Mattermost: auth_service,
+    # auth_data, roles, locale), handed back in the merged record's EXISTING_USER_PROP marker.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Target:

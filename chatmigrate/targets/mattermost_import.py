@@ -17,12 +17,16 @@ stable across runs:
 URL options (query string): `team=NAME` (every channel into that one team), `default_email_domain=DOMAIN`
 (or `--default-email-domain`), `delta=true` (write `out-0002.zip`… holding only what changed since the
 previous package), `hub=URL`, `max_file_bytes=N` (larger attachments are listed and left out),
-`bot_owner=USERNAME`.
+`bot_owner=USERNAME`, `users=FILE_OR_URL` (the users the server already holds, for `--map`: the output of
+`mmctl user list --all --json`, or the server's URL, read through its API with the personal access
+token in the variable `users_token_env` names, default MATTERMOST_TOKEN). Their usernames are kept
+from every source user they are not merged onto (those get a numbered one: CM202).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -35,16 +39,30 @@ import sqlalchemy as sa
 from chatmigrate.errors import UsageError
 from chatmigrate.loaders import Loader, loader_for
 from chatmigrate.mappings import name_set
-from chatmigrate.model import Channel, Checkpoint, Emoji, File, Item, Message, Record, Rejected, Team, User
-from chatmigrate.redact import redact
+from chatmigrate.model import (
+    EXISTING_USER_PROP,
+    Channel,
+    Checkpoint,
+    Emoji,
+    File,
+    Item,
+    Message,
+    Record,
+    Rejected,
+    Team,
+    User,
+)
+from chatmigrate.redact import redact, remember
 from chatmigrate.targets import _mm_rules as mm
 from chatmigrate.targets._filestore import FileStore
+from chatmigrate.targets._mm_existing import fetch_users, read_users_file
 from chatmigrate.targets._mm_package import SYSTEM_EMOJI
-from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Stage, Target
+from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage, Target
 from chatmigrate.validate.findings import Finding, FindingSink
 
 SCHEME = "mattermost-import"
-_OPTIONS = {"team", "default_email_domain", "delta", "hub", "max_file_bytes", "bot_owner"}
+_OPTIONS = {"team", "default_email_domain", "delta", "hub", "max_file_bytes", "bot_owner", "users", "users_token_env"}
+DEFAULT_TOKEN_ENV = "MATTERMOST_TOKEN"
 # Messages of the current channel whose millisecond is remembered for the same-millisecond check.
 _MS_WINDOW = 50_000
 
@@ -57,6 +75,8 @@ class PackageOptions:
     delta: bool = False
     max_file_bytes: int | None = None
     bot_owner: str | None = None
+    users: str | None = None
+    users_token_env: str = DEFAULT_TOKEN_ENV
 
 
 def parse_url(url: str, options: dict[str, str]) -> tuple[PackageOptions, str | None]:
@@ -87,7 +107,8 @@ def parse_url(url: str, options: dict[str, str]) -> tuple[PackageOptions, str | 
     return PackageOptions(out=out, team=query.get("team") or None, default_email_domain=domain,
                           delta=delta in ("true", "1", "yes"),
                           max_file_bytes=int(max_bytes) if max_bytes is not None else None,
-                          bot_owner=query.get("bot_owner") or None), query.get("hub") or None
+                          bot_owner=query.get("bot_owner") or None, users=query.get("users") or None,
+                          users_token_env=query.get("users_token_env") or DEFAULT_TOKEN_ENV), query.get("hub") or None
 
 
 def hub_tables(prefix: str) -> sa.MetaData:
@@ -146,6 +167,7 @@ class MattermostImport(Target):
         # file id → (sha256, size) of bytes stored this run: saved in cm_mm_files, so a later source
         # that only knows the file's metadata (an API) does not make the package lose it.
         self._stored_files: dict[str, tuple[str, int]] = {}
+        self._existing: list[ExistingUser] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "cm_", options: dict[str, str] | None = None) -> MattermostImport:
@@ -189,9 +211,34 @@ class MattermostImport(Target):
     def lock(self) -> contextlib.AbstractContextManager[None]:
         return self.hub.lock()
 
+    def existing_users(self) -> list[ExistingUser]:
+        """The server's users (`?users=`), read once; none when the option is not given."""
+        if self._existing is None:
+            self._existing = self._read_existing()
+        return self._existing
+
+    def _read_existing(self) -> list[ExistingUser]:
+        where = self.options.users
+        if where is None:
+            return []
+        if where.startswith(("http://", "https://")):
+            token = os.environ.get(self.options.users_token_env)
+            if not token:
+                raise UsageError(f"--to …?users={redact(where)}: set {self.options.users_token_env} to a system "
+                                 "admin's personal access token (or name another variable with users_token_env)")
+            remember(token)
+            return list(fetch_users(where, token))
+        return read_users_file(Path(where))
+
     def checks(self, sink: FindingSink) -> Stage:
         self._book = self._load_book()
         self._sink = sink
+        for user in self._existing or ():
+            holder = self._book.reserve("user", user.id, user.username)
+            if holder is not None:
+                sink.add(Finding("CM202", f"username {user.username!r} of a user the server already holds was given to "
+                                 f"another user ({holder}) by an earlier package; that user keeps it", "users",
+                                 user.id))
         return _Checks(self._book, self.options, sink)
 
     def load(self, items: Iterable[Record | Checkpoint]) -> LoadStats:
@@ -350,6 +397,8 @@ class _Checks:
 
     def _user(self, user: User) -> Item:
         self._name(user, "user", user.username, mm.username(user.username), "user")
+        if EXISTING_USER_PROP in user.props:
+            return user  # the server's own user: its name and email are what the server has
         if user.role == "guest" and not user.is_deleted:
             self._lonely_guests[user.id] = user
         if not user.email:

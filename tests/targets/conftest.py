@@ -25,8 +25,9 @@ Invoke = Callable[..., tuple[int, Any, str]]
 
 
 @pytest.fixture(scope="session")
-def mmvalidate() -> Callable[[Path], dict[str, Any]]:
-    """Run Mattermost's validator on a package: its JSON summary (`ok`, `errors`, `counts`)."""
+def mmvalidate() -> Callable[..., dict[str, Any]]:
+    """Run Mattermost's validator on a package (and flags, e.g. `-server-users FILE`): its JSON summary
+    (`ok`, `errors`, `counts`)."""
     binary = ORACLES / "mmvalidate"
     if not binary.exists():
         if shutil.which("go") is None:
@@ -36,8 +37,8 @@ def mmvalidate() -> Callable[[Path], dict[str, Any]]:
         if build.returncode != 0 or not binary.exists():
             unavailable(f"building the Mattermost validator oracle failed: {build.stderr.strip()[-400:]}")
 
-    def validate(package: Path) -> dict[str, Any]:
-        run = subprocess.run([str(binary), str(package)], capture_output=True, text=True, timeout=600)
+    def validate(package: Path, *flags: str) -> dict[str, Any]:
+        run = subprocess.run([str(binary), *flags, str(package)], capture_output=True, text=True, timeout=600)
         assert run.returncode in (0, 1), run.stderr
         return json.loads(run.stdout)
 

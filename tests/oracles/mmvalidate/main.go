@@ -142,6 +142,7 @@ func main() {
 	var teams teamList
 	i18nDir := flag.String("i18n-dir", os.Getenv("MMVALIDATE_I18N_DIR"), "directory holding Mattermost's server i18n en.json, to get English messages instead of i18n ids (default: $MMVALIDATE_I18N_DIR, else <binary dir>/i18n)")
 	flag.Var(&teams, "team", "predefined team name that already exists on the server (repeatable; mmctl --team)")
+	serverUsersFile := flag.String("server-users", "", "JSON array of the users the server already holds (`mmctl user list --all --json`), as `mmctl import validate` loads them from a connected server: posts may refer to them")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: mmvalidate [flags] PATH   (PATH: bulk-import .zip or .jsonl)")
 		flag.PrintDefaults()
@@ -207,6 +208,23 @@ func main() {
 		serverTeams[t] = &model.Team{Id: "<predefined>", Name: t, DisplayName: "team was predefined"}
 	}
 	createMissingTeams := !*checkMissingTeams && len(teams) == 0
+	serverUsers, serverEmails := map[string]*model.User{}, map[string]*model.User{}
+	if *serverUsersFile != "" {
+		data, err := os.ReadFile(*serverUsersFile)
+		if err != nil {
+			fatal(s, "reading -server-users: %v", err)
+		}
+		var users []*model.User
+		if err := json.Unmarshal(data, &users); err != nil {
+			fatal(s, "-server-users %s: not a JSON array of users: %v", *serverUsersFile, err)
+		}
+		// Keyed by username, which the server-side import resolves post authors by. (mmctl itself keys
+		// the map by Nickname, so a connected `mmctl import validate` also flags such users.)
+		for _, u := range users {
+			serverUsers[u.Username] = u
+			serverEmails[u.Email] = u
+		}
+	}
 	v := importer.NewValidator(
 		archive,
 		*ignoreAttachments,
@@ -214,8 +232,8 @@ func main() {
 		false, // checkServerDuplicates: no server
 		serverTeams,
 		map[importer.ChannelTeam]*model.Channel{},
-		map[string]*model.User{},
-		map[string]*model.User{},
+		serverUsers,
+		serverEmails,
 		*maxPostSize,
 	)
 	v.OnError(func(ive *importer.ImportValidationError) error {
