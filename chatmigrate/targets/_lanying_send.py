@@ -137,6 +137,7 @@ class Sender:
         """After a crash: the parts 蓝莺IM holds that the ledger had not committed, taken as sent."""
         reader, opposite = (conv.owner, conv.group_id) if conv.kind == "group" else (conv.people[0], conv.people[-1])
         found: dict[str, dict[int, int]] = {}
+        totals: dict[str, int] = {}
         seen, start = 0, 0
         while seen < _READ_BACK:
             data = self.client.data("GET", "/message/conversation", params={
@@ -146,6 +147,7 @@ class Sender:
                 info = ly.ext_of(message.get("ext"))
                 if info and isinstance(info.get("id"), str) and isinstance(message.get("msg_id"), int):
                     found.setdefault(info["id"], {})[int(info.get("part") or 0)] = message["msg_id"]
+                    totals[info["id"]] = int(info.get("parts") or 1)
             seen += len(messages)
             nxt = data.get("next_msg_id")
             if data.get("is_last") or not messages or not isinstance(nxt, int) or nxt == start:
@@ -153,8 +155,8 @@ class Sender:
             start = nxt
         known = self.ledger.progress(list(found))
         for message_id, parts in found.items():
-            old = known.get(message_id)
-            if old is None or old.state in (SENT, SKIPPED):
+            old = known.get(message_id) or Progress(PARTIAL, totals[message_id], 0, [])
+            if old.state in (SENT, SKIPPED):
                 continue
             sent, ids = old.sent, list(old.msg_ids)
             while sent in parts:
