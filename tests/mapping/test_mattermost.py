@@ -82,3 +82,56 @@ def test_server_users_from_a_bulk_export_jsonl(tmp_path: Path) -> None:
         *({"type": "user", "user": user} for user in SERVER_USERS)]) + "\n")
     result, _ = migrate(tmp_path, users_file)
     assert result.mapping_plan["existing_users"] == 3 and result.mapping_plan["users"]["merged"] == 2
+
+
+def test_server_users_through_the_api_page_by_page(tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    from chatmigrate.targets import _mm_existing
+
+    many = SERVER_USERS + [{"id": f"id{i}", "username": f"user{i}", "email": f"u{i}@x.example"} for i in range(5)]
+    seen: list[tuple[str, str | None]] = []
+
+    class Users(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.headers.get("Authorization") != "Bearer s3cret-token":
+                self.send_response(401)
+                self.end_headers()
+                return
+            page, per_page = int(query["page"][0]), int(query["per_page"][0])
+            body = json.dumps(many[page * per_page:(page + 1) * per_page]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Users)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(_mm_existing, "PER_PAGE", 3)
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        monkeypatch.setenv("MM_ADMIN_TOKEN", "s3cret-token")
+        target = target_for(f"mattermost-import://{tmp_path}/out.zip?users={url}&users_token_env=MM_ADMIN_TOKEN")
+        found = target.existing_users()
+        assert [u.username for u in found] == [u["username"] for u in many]
+        assert [path.split("?")[1] for path, _ in seen] == [f"page={p}&per_page=3" for p in range(3)]
+        assert found[0].extra == {"auth_service": "ldap", "auth_data": "asmith", "roles": "system_user system_admin",
+                                  "locale": "de"}
+        monkeypatch.setenv("MM_ADMIN_TOKEN", "wrong-token")
+        refused = target_for(f"mattermost-import://{tmp_path}/out.zip?users={url}&users_token_env=MM_ADMIN_TOKEN")
+        import pytest
+
+        from chatmigrate.errors import UsageError
+
+        with pytest.raises(UsageError, match="refused the token") as error:
+            refused.existing_users()
+        assert "wrong-token" not in str(error.value)
+    finally:
+        server.shutdown()
