@@ -243,7 +243,7 @@ class Sender:
             "author": {"id": author, "username": self.people.usernames.get(author), "user_id":
                        self.people.user_ids.get(author)} if author else None,
             "kind": message["kind"] if message["kind"] != "normal" else None,
-            "thread_root": {"id": root, "msg_id": self.ledger.first_msg_id(root)} if root else None,
+            "thread_root": _present({"id": root, "msg_id": self.ledger.first_msg_id(root)}) if root else None,
             "orphan_of": props.get("orphan_of"),
             "edited_at": ly.iso(message["edited_at"]), "pinned": bool(message["is_pinned"]),
             "reactions": [_present({"emoji": r["emoji"], "username": self.people.usernames.get(r["user_id"]),
