@@ -14,7 +14,7 @@ import gridfs
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from chatmigrate.model import Channel, Checkpoint, Emoji, File, Message, Record, Team, User
+from chatmigrate.model import EXISTING_USER_PROP, Channel, Checkpoint, Emoji, File, Message, Record, Team, User
 from chatmigrate.targets import _rc_docs as docs
 from chatmigrate.targets import _rc_rules as rc
 from chatmigrate.targets._filestore import FileStore
@@ -150,6 +150,14 @@ class Writer:
 
     # -- users, rooms --------------------------------------------------------------------------------
     def _user(self, user: User) -> None:
+        marker = user.props.get(EXISTING_USER_PROP)
+        if isinstance(marker, dict) and isinstance(marker.get("target_id"), str):
+            # A user the server holds (merged onto by --map): referred to, never written.
+            person = docs.Person(marker["target_id"], user.username, user.display_name)
+            self.dir.people[user.id] = person
+            self.dir.by_username[user.username] = person
+            self._bump("users_merged_onto_existing")
+            return
         name, _ = rc.name_for(self.book, "user", user.id, user.username, rc.username(user.username))
         doc = docs.user_doc(user, name)
         person = docs.Person(doc["_id"], name, doc["name"])

@@ -36,11 +36,12 @@ from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from chatmigrate.errors import Locked, TransientError, UsageError
-from chatmigrate.model import Channel, Checkpoint, Item, Message, Record, User
+from chatmigrate.ids import record_id
+from chatmigrate.model import EXISTING_USER_PROP, Channel, Checkpoint, Item, Message, Record, User
 from chatmigrate.redact import redact, remember
 from chatmigrate.targets import _rc_rules as rc
 from chatmigrate.targets._rc_writer import HASH, STATE, Writer
-from chatmigrate.targets.contract import Capabilities, LoadStats, RunInfo, Stage, Target
+from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage, Target
 from chatmigrate.validate.findings import Finding, FindingSink
 
 SCHEME = "rocketchat+mongodb"
@@ -134,6 +135,19 @@ class RocketChat(Target):
                                   "location": redact(info.location), "target": self.safe_url,
                                   "started_at": datetime.now(UTC), "status": "running"})
         return self._run_id
+
+    def existing_users(self) -> list[ExistingUser]:
+        """The server's own users (documents of `users` chatmigrate did not write), for `--map`."""
+        found = []
+        for doc in self.db.users.find({HASH: {"$exists": False}, "username": {"$exists": True}},
+                                      {"username": 1, "emails": 1, "name": 1}).sort("_id", 1):
+            emails = [e.get("address") for e in doc.get("emails") or () if isinstance(e, dict)]
+            email = next((e for e in emails if isinstance(e, str) and e), None)
+            if isinstance(doc.get("username"), str):
+                found.append(ExistingUser(id=record_id("rocketchat", "existing", "user", str(doc["_id"])),
+                                          username=doc["username"], email=email, target_id=str(doc["_id"]),
+                                          display_name=doc.get("name") if isinstance(doc.get("name"), str) else None))
+        return found
 
     def checks(self, sink: FindingSink) -> Stage:
         return _Checks(self._names(), sink)
@@ -229,7 +243,8 @@ class _Checks:
     def __call__(self, items: Iterator[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, User):
-                self._name(item, "user", item.username, rc.username(item.username), "username")
+                if EXISTING_USER_PROP not in item.props:  # a user the server holds keeps its own name
+                    self._name(item, "user", item.username, rc.username(item.username), "username")
             elif isinstance(item, Channel) and item.kind in ("public", "private"):
                 self._name(item, "room", item.name, rc.room_name(item.name), "room name")
             elif isinstance(item, Message):
