@@ -25,6 +25,7 @@ from chatmigrate.options import known_options
 from chatmigrate.redact import printable, redact
 from chatmigrate.targets import DEFAULT_TARGET, target_for
 from chatmigrate.validate import ValidationOptions, report
+from chatmigrate.workers import default_workers, in_worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +105,10 @@ extractor_options = click.option("--option", "-o", "option", multiple=True, meta
                                  help="Extractor option, e.g. -o scope=acme (repeatable).")
 json_option = click.option("--json", "json_output", is_flag=True, help="Print one JSON object for scripts.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+workers_option = click.option("--workers", type=click.IntRange(min=1), default=default_workers,
+                              show_default="this machine's cores", metavar="N",
+                              help="Processes: with 2 or more, a local export is parsed in a process of its own "
+                              "while this one validates and writes (1: all in one process).")
 
 
 def _files_options(func: F) -> F:
@@ -251,10 +256,12 @@ def _finish(result: pipeline.RunResult, json_output: bool, report_path: Path | N
 @_validation_options
 @json_option
 @quiet_option
+@workers_option
 @speaks_errors
 def validate(location: str, source: str | None, option: tuple[str, ...], rejects: Path | None, target: str | None,
              max_errors: int | None, max_text: int, require_email: bool, default_email_domain: str | None,
-             report_path: Path | None, map_path: Path | None, json_output: bool, quiet: bool) -> None:
+             report_path: Path | None, map_path: Path | None, json_output: bool, quiet: bool,
+             workers: int) -> None:
     """Dry run: read and check everything, write nothing (exit 1 when records would be rejected).
 
     \b
@@ -264,7 +271,7 @@ def validate(location: str, source: str | None, option: tuple[str, ...], rejects
       chatmigrate validate export.zip --to postgresql+psycopg://chat@db/chat --map acme.toml
     """
     mapping = load_mapping(map_path) if map_path else None
-    extractor = _extractor(location, source, option)
+    extractor = in_worker(functools.partial(_extractor, location, source, option), location, workers)
     options = pipeline.RunOptions("validate", location, rejects, max_errors, _progress(json_output, quiet),
                                   ValidationOptions(max_text=max_text, require_email=require_email), mapping)
     checked = _target(target, "cm_", default_email_domain) if target else None
@@ -302,11 +309,12 @@ def _target(url: str, prefix: str, default_email_domain: str | None) -> Any:
 @_files_options
 @json_option
 @quiet_option
+@workers_option
 @speaks_errors
 def migrate(location: str, source: str | None, option: tuple[str, ...], target: str, rejects: Path,
             strict: bool, prefix: str, retry_for: float, max_errors: int | None, max_text: int, require_email: bool,
             default_email_domain: str | None, report_path: Path | None, map_path: Path | None, files_dir: Path | None,
-            allow_hosts: tuple[str, ...], json_output: bool, quiet: bool) -> None:
+            allow_hosts: tuple[str, ...], json_output: bool, quiet: bool, workers: int) -> None:
     """Migrate an export (or live server) into the target database; safe to re-run.
 
     Loads every valid record, writes rejected ones to the rejects file, exits 1 if any were rejected.
@@ -319,8 +327,9 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     mapping = load_mapping(map_path) if map_path else None
     validation = ValidationOptions(max_text=max_text, require_email=require_email)
     progress = _progress(json_output, quiet)
-    source_of = functools.partial(_extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts,
-                                  target=target)
+    source_of = functools.partial(in_worker, functools.partial(
+        _extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts, target=target),
+        location, workers)
     writer = _target(target, prefix, default_email_domain)
     writer.retry_seconds = retry_for
     try:
