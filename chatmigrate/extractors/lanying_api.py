@@ -36,8 +36,10 @@ import orjson
 
 from chatmigrate.errors import InputError, TransientError, UsageError
 from chatmigrate.extractors._http import HttpClient
+from chatmigrate.extractors.contract import Capabilities, Source
 from chatmigrate.ids import record_id
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Reaction, Unreadable, User
+from chatmigrate.options import Option
 
 SOURCE = "lanying"
 TOKEN_ENV = "CHATMIGRATE_LANYING_TOKEN"
@@ -45,16 +47,6 @@ _TOKEN_CODES = {10003, 10008, 40000}  # token missing / invalid or expired / unk
 _RETRY_CODES = {20000}  # 服务器数据库异常
 _FILE_TYPES = {"IMAGE", "AUDIO", "VIDEO", "FILE"}
 _EXT_KEY = "chatmigrate"
-
-
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None:
-        return default
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(f"not true or false: {value!r}")
 
 
 def _time_ms(value: Any) -> datetime | None:
@@ -82,24 +74,27 @@ def _json(raw: Any) -> Any:
         return None
 
 
-class LanyingApi:
+class LanyingApi(Source):
     name: ClassVar[str] = "lanying-api"
     source: ClassVar[str] = SOURCE
-    known_options: ClassVar[dict[str, str]] = {
-        "app_id": "the app's id (the console's 应用信息 page), unless the URL has ?app_id=",
-        "token_env": "environment variable holding the admin token (default CHATMIGRATE_LANYING_TOKEN)",
-        "scope": "what the ids are scoped to (default: the app_id)",
-        "page_size": "users and messages per API page (an integer, 1 to 1000)",
-        "profiles": "read each user's profile for the display name (true or false, default true)",
-        "original_times": "restore the original time, thread and reactions chatmigrate kept in ext (true/false)",
+    known_options: ClassVar[dict[str, Option]] = {
+        "app_id": Option("the app's id (the console's 应用信息 page), unless the URL has ?app_id="),
+        "token_env": Option("environment variable holding the admin token (default CHATMIGRATE_LANYING_TOKEN)"),
+        "scope": Option("what the ids are scoped to (default: the app_id)"),
+        "page_size": Option("users and messages per API page", int, 1, 1000),
+        "profiles": Option("read each user's profile for the display name (default true)", bool),
+        "original_times": Option("restore the original time, thread and reactions chatmigrate kept in ext "
+                                 "(default true)", bool),
     }
+    # Incremental by msg_id cursor; a msg_id cannot be moved back by seconds (no rewind); bytes not fetched.
+    capabilities: ClassVar[Capabilities] = Capabilities(incremental=True)
 
     @classmethod
     def detect(cls, location: str) -> bool:
         return urlsplit(location).scheme.lower() in ("lanying", "lanying+http", "lanying+https")
 
     def __init__(self, location: str, options: Mapping[str, str] | None = None) -> None:
-        self.options = dict(options or {})
+        super().__init__(location, options)
         parts = urlsplit(location)
         scheme = parts.scheme.lower()
         query = dict(parse_qsl(parts.query))
@@ -117,11 +112,9 @@ class LanyingApi:
         if not token:
             raise UsageError(f"the 蓝莺IM source needs the app's admin token in the environment variable {token_env}")
         self._scope = self.options.get("scope") or self.app_id
-        self.page_size = int(self.options.get("page_size", "50"))
-        if not 1 <= self.page_size <= 1000:
-            raise ValueError(f"page_size out of range: {self.options.get('page_size')!r}")
-        self.profiles = _flag(self.options.get("profiles"), True)
-        self.original_times = _flag(self.options.get("original_times"), True)
+        self.page_size = int(self.option("page_size", 50))
+        self.profiles = bool(self.option("profiles", True))
+        self.original_times = bool(self.option("original_times", True))
         self.http = HttpClient(self.base_url, headers={"app_id": self.app_id, "access-token": token}, secrets=(token,))
         self._retry_sleep = time.sleep
 
