@@ -1,6 +1,6 @@
 """`chatmigrate sync CONFIG.toml` end to end, real parts only: a first `migrate` from the Mattermost sample
 export, then syncs against a loopback HTTP server speaking the Mattermost v4 wire format (the fake server
-of tests/extractors/test_mattermost_api.py, holding the same data), into each target dialect; the lock
+of tests/sources/servers/mattermost.py, holding the same data), into each target dialect; the lock
 held by another process; config errors; secrets kept out of every output."""
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from click.testing import CliRunner, Result
 
 from chatmigrate.cli import main
 from chatmigrate.errors import EXIT_LOCKED
+from chatmigrate.ids import record_id
 from chatmigrate.sync import load_config
-from tests.extractors.test_mattermost_api import SAMPLE, TOKEN, FakeServer, _handler, at
+from tests.sources.servers.mattermost import TOKEN, FakeServer, at, mattermost_server
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORT_ZIP = REPO / "samples" / "mattermost" / "export.zip"
@@ -33,15 +34,8 @@ TOKEN_VAR = "CM_TEST_SYNC_MM_TOKEN"
 
 @pytest.fixture
 def mm_server() -> Iterator[tuple[str, FakeServer]]:
-    lines = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    state = FakeServer(lines)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with mattermost_server() as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
@@ -294,7 +288,7 @@ def test_readme_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_rocketchat_sync_after_a_dump_rewinds_and_never_moves_cursors_back(tmp_path: Path) -> None:
-    from tests.extractors import test_rocketchat_api as rc
+    from tests.sources.servers import rocketchat as rc
 
     state = rc.FakeRocketChat()
     state.rate_limit_next.clear()
@@ -352,7 +346,7 @@ options = {{ token_env = "{TOKEN_VAR}", user_id = "{rc.USER_ID}", overlap_second
             assert asked and not [e for e, _q in state.log if e.endswith(".history")]
             saved = {r["channel_id"]: r["cursor"] for r in table_rows(target, "cm_sync_state")}
             for room, last_update in asked.items():
-                channel = rc.record_id("rocketchat", "rocketchat", "channel", room)
+                channel = record_id("rocketchat", "rocketchat", "channel", room)
                 expected = rc._when(before[channel]) - timedelta(minutes=30)
                 assert rc._when(last_update) == expected
             # Nothing newer on the server: the rewound cursor is never saved in place of the real one.

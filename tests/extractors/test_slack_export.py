@@ -13,7 +13,7 @@ import pytest
 
 from chatmigrate.errors import InputError
 from chatmigrate.extractors.slack_export import SlackExport, parse_ts
-from chatmigrate.model import Channel, Checkpoint, Message, Unreadable, User
+from chatmigrate.model import Channel, Message, Unreadable, User
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "slack"
 
@@ -103,26 +103,6 @@ def test_messages_threads_reactions_files() -> None:
     assert gone.props["deleted"] is True
     old_style = messages["C0GENERAL/1709366640.000500"]
     assert old_style.files[0].name == "notes.txt" and "xoxe" not in old_style.files[0].source_url
-
-
-def test_stream_order_and_checkpoints() -> None:
-    records = items(SAMPLE)
-    first_message = next(i for i, r in enumerate(records) if isinstance(r, Message))
-    assert all(not isinstance(r, (User, Channel)) or i < first_message or r.props.get("discovered_from")
-               for i, r in enumerate(records))
-    current, last_key = None, None
-    for record in records:
-        if isinstance(record, Checkpoint):
-            assert record.channel_id == current
-            current, last_key = None, None
-        elif isinstance(record, Message):
-            if current is None:
-                current = record.channel_id
-            assert record.channel_id == current, "messages must be grouped by channel"
-            key = (record.created_at, record.id)
-            assert last_key is None or key >= last_key
-            last_key = key
-    assert current is None  # every channel closed with a checkpoint
 
 
 def test_ids_stable_and_zip_equals_folder(tmp_path: Path) -> None:
