@@ -32,7 +32,7 @@ from chatmigrate.markup.canonical import rewrite_names
 from chatmigrate.model import EXISTING_USER_PROP
 from chatmigrate.targets import _mm_rules as mm
 
-SYSTEM_EMOJI = "mattermost-system-emoji.txt"
+SYSTEM_EMOJI = mm.SYSTEM_EMOJI_FILE
 
 JSONL_NAME = "mattermost_import.jsonl"
 ATTACHMENTS = "bulk-export-attachments"
@@ -698,7 +698,7 @@ class PackageWriter:
             user = self.users.get(row.user_id)
             if user is None:
                 continue
-            name = mm.emoji_name(row.emoji)
+            name = mm.reaction_name(row.emoji)
             if (user, name) in seen:
                 continue
             seen.add((user, name))

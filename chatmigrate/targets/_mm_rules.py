@@ -7,11 +7,16 @@ makes a re-import overwrite instead of duplicate.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from chatmigrate.mappings import name_set, table
+
+# Mattermost's built-in emoji names, one per line (mappings/README.md says where they come from).
+SYSTEM_EMOJI_FILE = "mattermost-system-emoji.txt"
 MAX_POST_RUNES = 16_383  # PostMessageMaxRunesV2
 MAX_FILES_PER_POST = 5  # FileIds ≤ 300 runes ≈ 10 ids; mmetl's proven 5
 MAX_GROUP_MEMBERS = 8  # ChannelGroupMaxUsers
@@ -93,6 +98,20 @@ def emoji_name(raw: str) -> str:
     base = raw.strip(":").split("::", 1)[0]
     name = re.sub(r"[^a-zA-Z0-9+\-_]+", "_", base)[:NAME_MAX]
     return name or "emoji"
+
+
+@functools.lru_cache(maxsize=8192)
+def reaction_name(raw: str) -> str:
+    """A reaction's emoji as Mattermost names it: another platform's name mapped to Mattermost's
+    (mappings/emoji.toml), a Slack skin tone (`+1::skin-tone-2`) kept where Mattermost has that toned
+    emoji (`+1_light_skin_tone`), else dropped. Custom emoji names go through `emoji_name` only."""
+    names = table("emoji")
+    base, _, tone = raw.strip(":").partition("::skin-tone-")
+    base = names["to_mattermost"].get(base, base)
+    suffix = names["skin_tones"]["mattermost"].get(tone)
+    if suffix and f"{base}_{suffix}" in name_set(SYSTEM_EMOJI_FILE):
+        return f"{base}_{suffix}"
+    return emoji_name(base)
 
 
 def is_valid_emoji_name(name: str) -> bool:

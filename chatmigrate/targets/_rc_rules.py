@@ -13,6 +13,7 @@ import unicodedata
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from chatmigrate.mappings import table
 from chatmigrate.targets._mm_rules import NameBook, split_text
 
 # Meteor's Random.id(): 17 characters of UNMISTAKABLE_CHARS (packages/random).
@@ -86,13 +87,16 @@ def name_for(book: NameBook, namespace: str, record_id: str, wanted: str, valid:
     return lower, why or "collision"
 
 
+@lru_cache(maxsize=8192)
 def reaction_key(emoji: str) -> str:
-    """A canonical emoji short name as Rocket.Chat's reaction key: `:name:`; Slack's skin tones
-    (`thumbsup::skin-tone-2`) become Rocket.Chat's (emojione) `:thumbsup_tone1:`."""
+    """A canonical emoji short name as Rocket.Chat's reaction key: `:name:`, in the JoyPixels name
+    Rocket.Chat uses (mappings/emoji.toml: `+1` → `:thumbsup:`); Slack's skin tones
+    (`thumbsup::skin-tone-2`) become Rocket.Chat's `:thumbsup_tone1:`."""
+    names = table("emoji")
     base, _, tone = emoji.strip(":").partition("::skin-tone-")
-    if tone.isdigit() and 2 <= int(tone) <= 6:
-        return f":{base}_tone{int(tone) - 1}:"
-    return f":{base}:"
+    base = names["to_rocketchat"].get(base, base)
+    suffix = names["skin_tones"]["rocketchat"].get(tone)
+    return f":{base}_{suffix}:" if suffix else f":{base}:"
 
 
 def to_ms(value: datetime) -> datetime:

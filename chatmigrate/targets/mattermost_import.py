@@ -454,7 +454,7 @@ class _Checks:
             self._warn("CM207", message, f"{len(message.files)} attachments: "
                        f"{-(-len(message.files) // mm.MAX_FILES_PER_POST)} posts carry them")
         for reaction in message.reactions:
-            valid = mm.emoji_name(reaction.emoji)
+            valid = mm.reaction_name(reaction.emoji)
             if valid != reaction.emoji:
                 self._warn("CM208", message, f"reaction :{reaction.emoji}: becomes :{valid}:")
         if message.channel_id != self._channel:

@@ -101,6 +101,17 @@ def test_emoji_names_lose_skin_tones_and_refused_characters() -> None:
     assert mm.is_valid_emoji_name(mm.emoji_name("+1"))
 
 
+def test_reactions_keep_skin_tones_mattermost_has_and_take_its_names() -> None:
+    # Slack skin-tone-2..6 are Mattermost's light … dark toned emoji, where Mattermost has them.
+    assert mm.reaction_name("thumbsup::skin-tone-2") == "thumbsup_light_skin_tone"
+    assert mm.reaction_name("+1::skin-tone-6") == "+1_dark_skin_tone"
+    assert mm.reaction_name("party_parrot::skin-tone-3") == "party_parrot"  # no toned form: the tone goes
+    # Rocket.Chat's JoyPixels names and Slack's own become the names Mattermost knows.
+    assert mm.reaction_name(":slight_smile:") == "slightly_smiling_face"
+    assert mm.reaction_name("simple_smile") == "slightly_smiling_face"
+    assert mm.reaction_name("white check") == "white_check"
+
+
 def test_long_text_splits_at_boundaries_and_joins_back() -> None:
     text = ("word " * 3000 + "\n") * 3
     parts = mm.split_text(text)
@@ -231,8 +242,8 @@ def test_reactions_emoji_and_times(tmp_path: Path, mmvalidate: Validate) -> None
     assert codes["CM211"] == 1 and codes["CM208"] >= 2
     assert [e["name"] for e in _of(lines, "emoji")] == ["party_time"]
     post = _of(lines, "post")[0]
-    assert sorted((r["emoji_name"], r["user"]) for r in post["reactions"]) == [("party_time", "ann"),
-                                                                              ("thumbsup", "bob")]
+    assert sorted((r["emoji_name"], r["user"]) for r in post["reactions"]) == [
+        ("party_time", "ann"), ("thumbsup_light_skin_tone", "bob")]
     assert all(r["create_at"] >= post["create_at"] for r in post["reactions"])
     assert mmvalidate(tmp_path / "out.zip")["ok"]
 

@@ -31,6 +31,7 @@ from chatmigrate import extractors
 from chatmigrate.cli import main
 from chatmigrate.mappings import name_set
 from chatmigrate.model import Channel, Emoji, Message, Skipped, Unreadable, User
+from chatmigrate.targets import _mm_rules as mm
 
 MAX_POST_RUNES = 16_383  # Mattermost's PostMessageMaxRunesV2
 MAX_GROUP_MEMBERS = 8  # Mattermost's ChannelGroupMaxUsers
@@ -113,10 +114,17 @@ def _cut(text: str | None, limit: int) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Slack's skin-tone-2 … 6 and the suffixes of Mattermost's toned emoji (`thumbsup_light_skin_tone`).
+TONES = {"2": "light_skin_tone", "3": "medium_light_skin_tone", "4": "medium_skin_tone", "5": "medium_dark_skin_tone",
+         "6": "dark_skin_tone"}
+
+
 def emoji_base(name: str) -> str:
-    # By design (CM208): Mattermost has no skin-tone reactions (`thumbsup::skin-tone-2` → `thumbsup`) and
-    # refuses characters outside a-z A-Z 0-9 + - _ in emoji names (replaced by `_`).
-    base = name.strip(":").split("::", 1)[0]
+    # By design (CM208): Mattermost refuses characters outside a-z A-Z 0-9 + - _ in emoji names (replaced
+    # by `_`); a Slack skin tone becomes Mattermost's toned emoji where it has one, else it is dropped.
+    base, _, tone = name.strip(":").partition("::skin-tone-")
+    if tone in TONES and f"{base}_{TONES[tone]}" in name_set(mm.SYSTEM_EMOJI_FILE):
+        return f"{base}_{TONES[tone]}"
     return re.sub(r"[^a-zA-Z0-9+\-_]+", "_", base)[:64] or "emoji"
 
 
