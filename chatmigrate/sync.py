@@ -31,6 +31,9 @@ from chatmigrate import options as extractor_options
 from chatmigrate.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChatmigrateError, UsageError
 from chatmigrate.extractors.contract import capabilities_of
 from chatmigrate.loaders import database_url
+from chatmigrate.mapping import MappingSpec
+from chatmigrate.mapping import from_table as mapping_table
+from chatmigrate.mapping import load_file as load_mapping
 from chatmigrate.redact import is_secret_name, redact
 from chatmigrate.targets import TARGET_ENV, Target, target_for
 from chatmigrate.validate import ValidationOptions
@@ -71,6 +74,7 @@ class SyncConfig:
     rejects: Path
     sources: tuple[SourceConfig, ...]
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    mapping: MappingSpec | None = None  # [mapping]: applied to every source (README, Mappings)
 
     def hide(self, text: str) -> str:
         """`text` with every environment-supplied secret and URL password masked."""
@@ -239,7 +243,16 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> SyncCon
                                     float(raw.get("overlap_minutes", DEFAULT_OVERLAP_MINUTES)), raw.get("schedule")))
     return SyncConfig(path, target, from_env, data.get("prefix", "cm_"),
                       Path(_resolve_path(data.get("rejects", DEFAULT_REJECTS), base)), tuple(sources),
-                      frozenset(s for s in secrets if len(s) >= MIN_MASKED))
+                      frozenset(s for s in secrets if len(s) >= MIN_MASKED), _mapping(data.get("mapping"), path, base))
+
+
+def _mapping(value: dict[str, Any] | str | None, path: Path, base: Path) -> MappingSpec | None:
+    """`[mapping]` (a table, checked like a --map file) or `mapping = "FILE.toml"` (relative to the config)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return load_mapping(Path(_resolve_path(value, base)))
+    return mapping_table(value, f"{path}: mapping", base)
 
 
 # -- a run -----------------------------------------------------------------------------------------
@@ -317,7 +330,8 @@ def _sync_one(config: SyncConfig, source: SourceConfig, loader: Target, progress
     try:
         extractor = _extractor(config, source)
         options = pipeline.RunOptions("sync", redact(source.location), config.rejects_for(source),
-                                      progress=progress, validation=ValidationOptions(incremental=True))
+                                      progress=progress, validation=ValidationOptions(incremental=True),
+                                      mapping=config.mapping)
         outcome.result = pipeline.run(extractor, loader, options, _adjuster(extractor, source.overlap_minutes))
         outcome.exit_code = EXIT_FINDINGS if outcome.result.errors else EXIT_OK
     except ChatmigrateError as exc:
