@@ -91,3 +91,16 @@ def test_unmatched_users_as_errors_exit_1(cli: Invoke, tmp_path: Path) -> None:
     assert data["findings"]["CM403"] == data["counts"]["users"]["rejected"] > 0
     lines = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert {f["code"] for line in lines for f in line["findings"]} >= {"CM403"}
+
+
+def test_the_readme_example_mapping_is_valid_and_runs(cli: Invoke, tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- mapping-example:start -->", 1)[1].split("<!-- mapping-example:end -->", 1)[0]
+    example = block.split("```toml\n", 1)[1].split("```", 1)[0]
+    spec = write(tmp_path / "acme-mapping.toml", example)
+    write(tmp_path / "users.csv", "source,target\ncarol,carol.c\n")
+    code, data, err = cli("validate", str(SAMPLE), "--map", str(spec), "--json", cwd=tmp_path)
+    assert code in (0, 1), err
+    plan = data["mapping"]
+    assert plan["teams"] == {"merged": 1} and plan["channels"]["renamed"] == 1  # general → town-square
+    assert plan["users"]["renamed"] >= 1  # carol, from the CSV
