@@ -182,3 +182,31 @@ def test_validate_shows_the_plan_and_writes_nothing(db_url: str) -> None:
     result = run(db_url, synth.records, synth.mapping(MERGE), dry_run=True)
     assert result.mapping_plan["users"] == {"merged": 2, "kept": 2}
     assert rows(db_url, "SELECT COUNT(*) FROM cm_messages") == before == [(0,)]
+
+
+def test_two_workspaces_merged_into_one_team_by_two_runs(db_url: str) -> None:
+    from dataclasses import replace
+
+    from chatmigrate.model import Channel, Message, Team
+
+    def workspace(scope: str) -> Callable[[], Iterator[Item]]:
+        def make() -> Iterator[Item]:
+            for item in synth.records():
+                if isinstance(item, (Team, Channel, Message)) or hasattr(item, "username"):
+                    # Another workspace: other ids for the same names.
+                    yield replace(item, id=f"{scope}-{item.id}", **(
+                        {"team_id": f"{scope}-{item.team_id}", "member_ids": ()} if isinstance(item, Channel) else
+                        {"channel_id": f"{scope}-{item.channel_id}", "user_id": None, "reactions": (),
+                         "thread_root_id": None} if isinstance(item, Message) else {}))
+        return make
+
+    spec = synth.mapping('[teams]\ninto = "acme"\n[channels.merge]\ngeneral = ["general"]\n')
+    run(db_url, workspace("W1"), spec)
+    run(db_url, workspace("W2"), spec)
+    assert rows(db_url, "SELECT name FROM cm_teams") == [("acme",)]
+    generals = rows(db_url, "SELECT id FROM cm_channels WHERE name = 'general'")
+    assert len(generals) == 1
+    assert rows(db_url, f"SELECT COUNT(*) FROM cm_messages WHERE channel_id = '{generals[0][0]}'") == [
+        (2 * synth.PER_CHANNEL,)]
+    # Channels not merged keep one row per workspace, both in the one team (channels.merge joins them).
+    assert rows(db_url, "SELECT COUNT(*) FROM cm_channels WHERE name = 'random'") == [(2,)]
