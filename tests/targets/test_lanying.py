@@ -316,3 +316,28 @@ def test_url_options_are_checked() -> None:
     target = target_for("lanying://api.example.com?app_id=a")
     assert target.safe_url == "lanying://api.example.com?app_id=a"
     assert target.base_url == "https://api.example.com"  # type: ignore[attr-defined]
+
+
+def test_checks_report_names_files_and_what_has_no_place(tmp_path: Path) -> None:
+    from chatmigrate.model import Emoji, File, Team
+
+    def records() -> Iterator[Item]:
+        yield Team(id="t1", source="t", source_id="T1", name="acme")
+        yield User(id="u1", source="t", source_id="U1", username="jane.doe")
+        yield User(id="u2", source="t", source_id="U2", username="jane_doe")
+        yield Emoji(id="e1", source="t", source_id="party", name="party")
+        yield Channel(id="c1", source="t", source_id="C1", team_id="t1", name="general", kind="public",
+                      member_ids=("u1", "u2"))
+        yield Message(id="m1", source="t", source_id="C1/1", channel_id="c1", user_id="u1", created_at=T0,
+                      text="see file", files=(File(id="f1", source="t", source_id="F1", name="plan.pdf",
+                                                   props={"missing": True}),))
+
+    target = target_for(f"lanying+http://127.0.0.1:9?app_id={APP_ID}&hub=sqlite:///{tmp_path}/h.db")
+    try:
+        result = pipeline.run(RecordSource(records), target, pipeline.RunOptions("validate", "records", progress=False),
+                              dry_run=True)
+    finally:
+        target.close()
+    counts = result.sink.counts
+    assert counts["CM505"] == 2  # jane.doe is changed; jane_doe then collides with it
+    assert counts["CM506"] == 1 and counts["CM507"] == 2
