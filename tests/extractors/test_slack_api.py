@@ -258,3 +258,14 @@ def test_sync_from_the_api_writes_a_mattermost_delta_package(server: tuple[str, 
     texts = {p["message"] for p in posts}
     replies = {r["message"] for p in posts for r in p.get("replies", ())}
     assert "After the export" in texts and "Late reply" in replies and "日本語のテキスト, edited" in texts
+
+
+def test_the_readme_example_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatmigrate.sync import load_config
+    section = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split(
+        "## Slack Web API", 1)[1]
+    path = tmp_path / "sync.toml"
+    path.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0], encoding="utf-8")
+    monkeypatch.setenv("SLACK_TOKEN", "xoxb-example")
+    [source] = load_config(path).sources
+    assert source.name == "slack-api" and source.options["token"] == "xoxb-example"
