@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from chatmigrate.cli import main
@@ -26,6 +25,7 @@ from chatmigrate.extractors.slack_export import SlackExport
 from chatmigrate.ids import record_id
 from chatmigrate.model import Channel, Checkpoint, Emoji, File, Item, Message, Skipped, Team, User
 from tests.sources.servers.slack import SAMPLE, TEAM, TOKEN, FakeSlack, slack_server
+from tests.test_sync import table_rows
 
 TOKEN_VAR = "CM_TEST_SLACK_TOKEN"
 GENERAL = "C0GENERAL"
@@ -191,15 +191,6 @@ options = {{ token_env = "{TOKEN_VAR}", page_size = 3 }}
     return path
 
 
-def rows(url: str, table: str) -> list[dict[str, Any]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {table}"))]
-    finally:
-        engine.dispose()
-
-
 def change_the_workspace(state: FakeSlack) -> None:
     """What happens in Slack after the export: a new message, a new reply to an old thread, an edit."""
     state.post(GENERAL, {"type": "message", "ts": "1709370000.000100", "user": "U0BOB0002", "text": "After the export"})
@@ -213,13 +204,13 @@ def test_migrate_from_the_export_then_sync_from_the_api_meets_the_same_rows(
     url, state = server
     first = cli(["migrate", str(SAMPLE), "--to", db_url, "-q", "--rejects", str(tmp_path / "r.jsonl")])
     assert first.exit_code in (0, 1), first.output + first.stderr
-    before = {r["id"]: r for r in rows(db_url, "cm_messages")}
-    users_before = len(rows(db_url, "cm_users"))
+    before = {r["id"]: r for r in table_rows(db_url, "cm_messages")}
+    users_before = len(table_rows(db_url, "cm_users"))
     change_the_workspace(state)
     state.log.clear()
     synced = cli(["sync", str(sync_config(tmp_path, url, db_url)), "--json"])
     assert synced.exit_code in (0, 1), synced.output + synced.stderr
-    after = {r["id"]: r for r in rows(db_url, "cm_messages")}
+    after = {r["id"]: r for r in table_rows(db_url, "cm_messages")}
     # Everything the export held is met by id (no duplicate); new: the 2 messages posted since (a sync reads
     # what changed after each cursor, so the older root the export's date range cut off stays out).
     assert set(before) <= set(after) and len(after) == len(before) + 2
@@ -227,8 +218,8 @@ def test_migrate_from_the_export_then_sync_from_the_api_meets_the_same_rows(
     assert edited["text"] == "日本語のテキスト, edited" and edited["edited_at"] is not None
     late = after[slack_id("message", f"{GENERAL}/1709370060.000200")]
     assert late["thread_root_id"] == slack_id("message", f"{GENERAL}/{ROOT}")
-    assert len(rows(db_url, "cm_users")) == users_before  # the API's users are the export's rows
-    state_rows = {r["channel_id"]: r["cursor"] for r in rows(db_url, "cm_sync_state") if r["source"] == "slack"}
+    assert len(table_rows(db_url, "cm_users")) == users_before  # the API's users are the export's rows
+    state_rows = {r["channel_id"]: r["cursor"] for r in table_rows(db_url, "cm_sync_state") if r["source"] == "slack"}
     assert state_rows[slack_id("channel", GENERAL)] == "1709370060.000200"
     # The overlap window went to the server: #general's history asked from its cursor (1709366940.001000
     # after the migrate) minus 60 minutes minus the 7-day lookback; a second sync writes nothing.
@@ -236,7 +227,7 @@ def test_migrate_from_the_export_then_sync_from_the_api_meets_the_same_rows(
     again = cli(["sync", str(sync_config(tmp_path, url, db_url)), "--json"])
     assert again.exit_code in (0, 1), again.stderr
     assert json.loads(again.output)["sources"][0]["rows_written"] == 0
-    for text in (synced.output, synced.stderr, again.output, json.dumps(rows(db_url, "cm_runs"), default=str)):
+    for text in (synced.output, synced.stderr, again.output, json.dumps(table_rows(db_url, "cm_runs"), default=str)):
         assert TOKEN not in text
 
 
