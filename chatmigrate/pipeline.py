@@ -31,6 +31,7 @@ from chatmigrate.model import (
     Unreadable,
     nested_counts,
 )
+from chatmigrate.progress import export_key, known_total, remember_total
 from chatmigrate.redact import redact
 from chatmigrate.targets.contract import RunInfo, Target
 from chatmigrate.validate import Accounting, ValidationOptions, Validator
@@ -142,13 +143,23 @@ def _tallied(items: Iterator[Item], tally: _Tally) -> Iterator[Item]:
         yield item
 
 
-def _with_progress(items: Iterator[Item], enabled: bool, label: str) -> Iterator[Item]:
-    bar = tqdm(desc=label, unit=" msg", file=sys.stderr, disable=not enabled, mininterval=0.5, smoothing=0.1)
+def _with_progress(items: Iterator[Item], enabled: bool, label: str, export: str | None = None) -> Iterator[Item]:
+    """A bar of the messages passing; with a percentage and an ETA when an earlier run counted this
+    export (`export`, a progress.export_key), and the count kept for the next run once the stream ends."""
+    key = export if enabled else None
+    total = known_total(key)
+    bar = tqdm(desc=label, unit=" msg", total=total, file=sys.stderr, disable=not enabled, mininterval=0.5,
+               smoothing=0.1)
+    counted = 0
     try:
         for item in items:
             if isinstance(item, Message):
+                counted += 1
+                if total is not None and counted > total:  # the export grew: no percentage beyond 100
+                    total = bar.total = None
                 bar.update(1)
             yield item
+        remember_total(key, counted)
     finally:
         bar.close()
 
@@ -214,7 +225,8 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
     target_checks = target.checks(sink) if target is not None else None
     if target_checks is not None:
         stream = _target_checked(target_checks(stream), accounting)
-    stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}")
+    stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}",
+                            export_key(options.location, extractor.name))
     records = _records_only(stream, loaded, per_channel, names, months)
     status = "failed"
     rows_written = 0
@@ -297,7 +309,8 @@ def inventory(extractor: Extractor, location: str, progress: bool = True) -> Inv
     """Count what an export holds, per kind, and its date range; no validation, nothing written."""
     tally = _Tally()
     unreadable = skipped = 0
-    for item in _with_progress(extractor.records(), progress, f"inspect {extractor.name}"):
+    for item in _with_progress(extractor.records(), progress, f"inspect {extractor.name}",
+                               export_key(location, extractor.name)):
         tally.add(item)
         unreadable += isinstance(item, Unreadable)
         skipped += isinstance(item, Skipped)

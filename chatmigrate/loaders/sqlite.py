@@ -54,6 +54,12 @@ class SqliteLoader(Loader):
 
         return engine
 
+    def background_writes(self) -> bool:
+        """No writer thread: SQLite runs in this process, so a writer thread mostly competes with the
+        reading thread for the GIL (it binds every row in Python). Measured at 100k Slack messages,
+        one process: 16.0-17.0 CPU s with the thread against 14.5 without, and no wall time gained."""
+        return False
+
     def transient_driver_error(self, exc: BaseException) -> bool:
         # Another process holds the write lock longer than the busy timeout: worth another try.
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
