@@ -60,7 +60,8 @@ class PendingRows:
         self.count = 0
 
 
-_KEY_GETTERS = {
+# A row's primary key, per table (a value, or a tuple of values for composite keys).
+KEY_OF = {
     table: itemgetter(*(cols.index(k) for k in key_columns(table))) for table, cols in COLUMNS.items()
 }
 
@@ -68,7 +69,7 @@ _KEY_GETTERS = {
 def unique_by_key(table: str, rows: list[Row]) -> list[Row]:
     """Keep the last row of each key: one statement may not touch a row twice (PostgreSQL's
     ON CONFLICT refuses it), and every dialect then counts changed rows the same way."""
-    key = _KEY_GETTERS[table]
+    key = KEY_OF[table]
     unique = {key(row): row for row in rows}
     return rows if len(unique) == len(rows) else list(unique.values())
 

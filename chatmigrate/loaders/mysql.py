@@ -33,7 +33,7 @@ from pymysql.constants import CLIENT
 
 from chatmigrate.errors import TargetError
 from chatmigrate.loaders import Loader
-from chatmigrate.loaders._batching import Limits
+from chatmigrate.loaders._batching import KEY_OF, Limits
 from chatmigrate.loaders._clean import Cleaner, TextRules
 from chatmigrate.loaders.rows import COLUMNS, Row, key_columns
 from chatmigrate.model import Checkpoint, Record
@@ -305,7 +305,9 @@ class MysqlLoader(Loader):
         another) and has no index: it is read once, whole, by the merge."""
         spool = self._spool_path()
         with spool.open("w", encoding="utf-8", newline="\n") as out:
-            out.writelines("\t".join(map(_tsv, row)) + "\n" for row in rows)
+            # In primary-key order: the merge reads the staging table in load order, and InnoDB inserts
+            # into its clustered index page after page instead of at random (uuid keys).
+            out.writelines("\t".join(map(_tsv, row)) + "\n" for row in sorted(rows, key=KEY_OF[table]))
         stage = f"_cm_stage_{table}"
         cols = ", ".join(f"`{c}`" for c in COLUMNS[table])
         driver = conn.connection.driver_connection

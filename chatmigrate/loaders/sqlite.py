@@ -22,7 +22,10 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 def _sqlite_time(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime(_SQLITE_TIME)
+        # The _SQLITE_TIME text, by isoformat (~5x cheaper than strftime) without its "+00:00".
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat(" ", "microseconds")[:26]
     return value
 
 
