@@ -110,7 +110,7 @@ class HttpClient:
                 if attempt > self.max_retries:
                     raise TransientError(self.hide(f"GET {url}: {type(exc).__name__}: {exc} "
                                                    f"(gave up after {attempt} attempts)")) from None
-                self._wait(min(2.0 ** (attempt - 1), self.max_wait))
+                self.wait(min(2.0 ** (attempt - 1), self.max_wait))
                 continue
             if response.status_code < 300:
                 return response
@@ -123,7 +123,7 @@ class HttpClient:
                     raise TransientError(self.hide(f"GET {url}: HTTP {response.status_code} after {attempt} "
                                                    f"attempts; the server asks to wait {wait:.0f}s"),
                                          retry_after=wait)
-                self._wait(wait)
+                self.wait(wait)
                 continue
             raise self._failure(url, response)
 
@@ -136,7 +136,8 @@ class HttpClient:
                                        f"({response.headers.get('Content-Type', 'no content type')}); "
                                        "is this the right server URL?")) from None
 
-    def _wait(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> None:
+        """Sleep `seconds` (counted in `waited`): also for a server that says "slow down" in a 200 answer."""
         self.waited += seconds
         self._sleep(seconds)
 

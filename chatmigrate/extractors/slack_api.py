@@ -128,7 +128,7 @@ class SlackApi(Source):
                 return body
             error = str(body.get("error") or "unknown_error")
             if error == "ratelimited":
-                self.http._wait(float(response.headers.get("Retry-After") or 1))
+                self.http.wait(float(response.headers.get("Retry-After") or 1))
                 continue
             if error in _REFUSED:
                 raise UsageError(self.http.hide(f"{self.base_url}/{method}: Slack refused the token ({error}); "

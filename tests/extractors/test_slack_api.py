@@ -95,9 +95,11 @@ def test_scope_is_the_workspace_and_ids_follow_the_export_keys(server: tuple[str
 def test_a_429_is_waited_for_as_retry_after_says(server: tuple[str, FakeSlack]) -> None:
     url, state = server
     state.rate_limit_once = {"conversations.history", "users.list"}
+    state.limited_body_once = {"emoji.list"}
     source = api(url)
     items = list(source.records())
-    assert source.http.waited >= 2.0  # Retry-After: 1, twice
+    assert source.http.waited >= 3.0  # Retry-After: 1, three times
+    assert sum(e.startswith("emoji.list") for e in state.log) == 2
     assert sum(isinstance(m, Message) for m in items) == 35
 
 

@@ -56,6 +56,7 @@ class FakeSlack:
                 self.messages[raw["id"]] = self._day_messages(SAMPLE / (raw.get("name") or raw["id"]))
         self.log: list[str] = []
         self.rate_limit_once: set[str] = set()  # methods answered once with 429 + Retry-After
+        self.limited_body_once: set[str] = set()  # … once with HTTP 200 and error ratelimited (older edges)
         self.closed: set[str] = set()  # conversations answering not_in_channel
         self.lock = threading.Lock()
 
@@ -107,6 +108,9 @@ class FakeSlack:
             if method in self.rate_limit_once:
                 self.rate_limit_once.discard(method)
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
+            if method in self.limited_body_once:
+                self.limited_body_once.discard(method)
+                return 200, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
             handler = getattr(self, "_" + method.replace(".", "_"), None)
             if handler is None:
                 return 200, {"ok": False, "error": "unknown_method"}, {}
