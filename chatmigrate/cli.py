@@ -327,11 +327,14 @@ def migrate(location: str, source: str | None, option: tuple[str, ...], target: 
     mapping = load_mapping(map_path) if map_path else None
     validation = ValidationOptions(max_text=max_text, require_email=require_email)
     progress = _progress(json_output, quiet)
-    source_of = functools.partial(in_worker, functools.partial(
-        _extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts, target=target),
-        location, workers)
     writer = _target(target, prefix, default_email_domain)
     writer.retry_seconds = retry_for
+    # A target that copies file bytes reads them through the source's open_file, which works from the
+    # state of the source's own records() pass (an attachment index, GridFS): one process then.
+    parse_workers = 1 if writer.capabilities.file_bytes else workers
+    source_of = functools.partial(in_worker, functools.partial(
+        _extractor, location, source, option, files_dir=files_dir, allow_hosts=allow_hosts, target=target),
+        location, parse_workers)
     try:
         if strict:
             check = pipeline.run(source_of(), writer,

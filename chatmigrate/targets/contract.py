@@ -55,6 +55,9 @@ class Capabilities:
     max_text: int | None = None
     # Users need an email address there.
     needs_email: bool = False
+    # Copies the bytes of the source's files (RunInfo.open_file) while the run lasts: a source can give
+    # them only from the state of its records() pass, so the CLI keeps such a source in its own process.
+    file_bytes: bool = False
     # What the target does with text it cannot store as is (shown by `chatmigrate targets`).
     text_rules: str = ""
 

@@ -85,7 +85,7 @@ def parse_url(url: str, options: dict[str, str]) -> tuple[str, str, str, float, 
 class Lanying(Target):
     scheme: ClassVar[str] = SCHEME
     capabilities: ClassVar[Capabilities] = Capabilities(
-        transactions=True, cursors=True, lock=True,
+        transactions=True, cursors=True, lock=True, file_bytes=True,
         text_rules="usernames to 蓝莺IM's rule [A-Za-z0-9_ CJK], not all digits, not mta/maxim… (collisions numbered); "
                    "messages replayed as their author with 蓝莺IM's own send time: original time, author, thread, "
                    "reactions, edits and pins in ext JSON; exactly once through a ledger in the hub")

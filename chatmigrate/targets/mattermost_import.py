@@ -148,7 +148,7 @@ class MattermostImport(Target):
     scheme: ClassVar[str] = SCHEME
     capabilities: ClassVar[Capabilities] = Capabilities(
         transactions=True, cursors=True, lock=True, delta_output=True, max_text=mm.MAX_POST_RUNES,
-        needs_email=True,
+        needs_email=True, file_bytes=True,
         text_rules="names sanitised to Mattermost's rules (old → new in .names.json, mentions follow); text over "
                    "16,383 characters split into continuation replies; unique create_at per channel")
 

@@ -75,7 +75,7 @@ def parse_url(url: str) -> tuple[str, str, str]:
 class RocketChat(Target):
     scheme: ClassVar[str] = SCHEME
     capabilities: ClassVar[Capabilities] = Capabilities(
-        transactions=False, cursors=True, lock=True, max_text=rc.MAX_MESSAGE,
+        transactions=False, cursors=True, lock=True, max_text=rc.MAX_MESSAGE, file_bytes=True,
         text_rules="usernames and room names sanitised to UTF8_Names_Validation [0-9a-zA-Z-_.] (collisions "
                    "numbered, kept across runs in chatmigrate_names, mentions follow); text over 5,000 characters "
                    "split into continuation replies; no transactions: each room's cursor is written after its data")
