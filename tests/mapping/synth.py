@@ -3,13 +3,15 @@ messages across three years with mentions, channel links, replies and reactions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from chatmigrate import pipeline
 from chatmigrate.ids import record_id
 from chatmigrate.mapping import MappingSpec, from_table
 from chatmigrate.model import Channel, Checkpoint, Item, Message, Reaction, Team, User
+from chatmigrate.targets import target_for
 
 SOURCE, SCOPE = "synth", "W1"
 T0 = datetime(2021, 6, 1, 9, 0, tzinfo=UTC)
@@ -81,7 +83,32 @@ def existing_records() -> Iterator[Item]:
                username="zed", email="zed@x.example")
 
 
+# The mapping most target tests use: users merged by email, a channel renamed and one left out.
+MERGE_RENAME_EXCLUDE = """
+[users]
+match = "email"
+[channels]
+exclude = ["random"]
+[channels.rename]
+general = "town-square"
+"""
+
+
 def mapping(text: str, tmp: Path | None = None) -> MappingSpec:
     import tomllib
 
     return from_table(tomllib.loads(text), "test.toml", tmp or Path("."))
+
+
+def migrate(url: str, mapping_text: str | None, make: Callable[[], Iterator[Item]] = records,
+            dry_run: bool = False) -> pipeline.RunResult:
+    """One run of `make`'s records into the target at `url`, under the mapping written in `mapping_text`."""
+    from tests.targets.helpers import RecordSource
+
+    target = target_for(url)
+    try:
+        spec = mapping(mapping_text) if mapping_text is not None else None
+        return pipeline.run(RecordSource(make), target,
+                            pipeline.RunOptions("migrate", "synth", progress=False, mapping=spec), dry_run=dry_run)
+    finally:
+        target.close()

@@ -10,6 +10,8 @@ import pytest
 
 from tests.targets.conftest import Invoke
 
+from . import synth
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "slack"
 REPORT_SCHEMA = json.loads((REPO / "schemas" / "report.schema.json").read_text())
@@ -21,14 +23,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_validate_prints_the_plan_and_json_follows_the_report_schema(cli: Invoke, tmp_path: Path) -> None:
-    spec = write(tmp_path / "acme.toml", """
-[users]
-match = "email"
-[channels]
-exclude = ["random"]
-[channels.rename]
-general = "town-square"
-""")
+    spec = write(tmp_path / "acme.toml", synth.MERGE_RENAME_EXCLUDE)
     db = tmp_path / "t.db"
     code, data, _ = cli("validate", str(SAMPLE), "--to", f"sqlite:///{db}", "--map", str(spec), "--json", cwd=tmp_path)
     assert code == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from chatmigrate import pipeline
 from chatmigrate.targets import target_for
-from tests.targets.helpers import RecordSource, unzip_lines
+from tests.targets.helpers import unzip_lines
 
 from . import synth
 
@@ -22,25 +22,12 @@ SERVER_USERS = [  # as `mmctl user list --all --json` prints them
     {"id": "u2danlee0000000000000000dd", "username": "dan.lee", "email": "dan@x.example", "roles": "system_user"},
     {"id": "u3bob00000000000000000000b", "username": "bob", "email": "bob@other.example", "roles": "system_user"},
 ]
-MAPPING = """
-[users]
-match = "email"
-[channels]
-exclude = ["random"]
-[channels.rename]
-general = "town-square"
-"""
+MAPPING = synth.MERGE_RENAME_EXCLUDE
 
 
 def migrate(tmp_path: Path, users_file: Path) -> tuple[pipeline.RunResult, Path]:
     out = tmp_path / "out.zip"
-    target = target_for(f"mattermost-import://{out}?users={users_file}&default_email_domain=example.com")
-    try:
-        result = pipeline.run(RecordSource(synth.records), target, pipeline.RunOptions(
-            "migrate", "synth", progress=False, mapping=synth.mapping(MAPPING)))
-    finally:
-        target.close()
-    return result, out
+    return synth.migrate(f"mattermost-import://{out}?users={users_file}&default_email_domain=example.com", MAPPING), out
 
 
 def test_package_merges_onto_server_users(tmp_path: Path, mmvalidate: Callable[..., dict[str, Any]]) -> None:

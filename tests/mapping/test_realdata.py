@@ -4,7 +4,6 @@ checked row by row against a migration of the same export without the mapping.""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from chatmigrate.extractors import detect
 from chatmigrate.ids import record_id
 from chatmigrate.model import User
 from chatmigrate.targets import target_for
+from tests.loaders.helpers import _plain as json_plain
 from tests.targets.helpers import RecordSource
 
 from . import synth
@@ -82,12 +82,7 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, str) and _TIME.match(value):  # SQLite keeps times as text
         return _plain(datetime.fromisoformat(value))
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    return json_plain(value)
 
 
 def _no_time_zone(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 import pymongo
 
 from chatmigrate import pipeline
-from chatmigrate.targets import target_for
-from tests.targets.helpers import RecordSource
 
 from . import synth
 
@@ -21,23 +19,11 @@ SERVER_USERS = [
     {"_id": "Zed00000000000003", "username": "bob", "name": "Another Bob", "type": "user", "active": True,
      "roles": ["user"], "emails": [{"address": "bob@other.example", "verified": True}]},
 ]
-MAPPING = """
-[users]
-match = "email"
-[channels]
-exclude = ["random"]
-[channels.rename]
-general = "town-square"
-"""
+MAPPING = synth.MERGE_RENAME_EXCLUDE
 
 
 def migrate(url: str) -> pipeline.RunResult:
-    target = target_for(url)
-    try:
-        return pipeline.run(RecordSource(synth.records), target, pipeline.RunOptions(
-            "migrate", "synth", progress=False, mapping=synth.mapping(MAPPING)))
-    finally:
-        target.close()
+    return synth.migrate(url, MAPPING)
 
 
 def test_merged_users_are_referred_to_by_the_servers_id(ferretdb: str) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import pymongo
 
 from chatmigrate import pipeline
-from chatmigrate.targets import target_for
-from tests.targets.helpers import RecordSource, unzip_lines
+from tests.targets.helpers import unzip_lines
 
 from . import synth
 
@@ -37,12 +36,7 @@ IN_WINDOW = 3
 
 
 def migrate(url: str) -> pipeline.RunResult:
-    target = target_for(url)
-    try:
-        return pipeline.run(RecordSource(synth.records), target, pipeline.RunOptions(
-            "migrate", "synth", progress=False, mapping=synth.mapping(EVERY_KIND)))
-    finally:
-        target.close()
+    return synth.migrate(url, EVERY_KIND)
 
 
 def test_every_kind_into_a_mattermost_package(tmp_path: Path, mmvalidate: Callable[..., dict[str, Any]]) -> None:
