@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+import sqlalchemy as sa
+
 from chatmigrate.errors import UsageError
 from chatmigrate.ids import record_id
 from chatmigrate.loaders import Loader, loader_for
@@ -39,7 +41,7 @@ from chatmigrate.redact import redact, remember
 from chatmigrate.targets._filestore import FileStore
 from chatmigrate.targets._lanying_api import LanyingClient
 from chatmigrate.targets._lanying_checks import LanyingChecks
-from chatmigrate.targets._lanying_ledger import Ledger
+from chatmigrate.targets._lanying_ledger import Ledger, ledger_tables
 from chatmigrate.targets._lanying_people import Counts, People
 from chatmigrate.targets._lanying_send import Sender
 from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage, Target
@@ -148,11 +150,28 @@ class Lanying(Target):
         return exists, f"蓝莺IM {self.safe_url}; hub {redact(self.hub_url)}: {note}"
 
     def existing_users(self) -> Iterable[ExistingUser]:
-        """The app's users (`GET /user/list`, page by page), with the ids the lanying-api source gives them."""
+        """The app's users (`GET /user/list`, page by page), with the ids the lanying-api source gives them;
+        a user an earlier run registered keeps the id of the record it came from, so a re-run with
+        `users.match` finds each user it made as itself instead of merging onto it."""
+        ours = self._registered_by_us()
         for user in self._app_user_list():
             uid = str(user["user_id"])
-            yield ExistingUser(id=record_id(SOURCE, self.app_id, "user", uid), username=str(user["username"]),
-                               target_id=uid)
+            yield ExistingUser(id=ours.get(uid) or record_id(SOURCE, self.app_id, "user", uid),
+                               username=str(user["username"]), target_id=uid)
+
+    def _registered_by_us(self) -> dict[str, str]:
+        """蓝莺IM user id → canonical record id of the users earlier runs registered (reading only: a dry
+        run creates no hub)."""
+        database = self.hub_url.removeprefix("sqlite:///") if self.hub_url.startswith("sqlite:///") else None
+        if database is not None and not Path(database).exists():
+            return {}
+        users = ledger_tables(self.prefix).tables[f"{self.prefix}ly_users"]
+        with self.hub.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(users.name):
+                return {}
+            rows = conn.execute(sa.select(users.c.ly_user_id, users.c.record_id).where(
+                users.c.state == "registered", users.c.ly_user_id.is_not(None)))
+            return {str(uid): record for uid, record in rows}
 
     def _app_user_list(self) -> Iterator[dict[str, Any]]:
         page, size = 1, 50
