@@ -189,6 +189,10 @@ class NameBook:
             return name, "collision"
         return name, None if name == wanted else "changed"
 
+    def owner(self, namespace: str, name: str) -> str | None:
+        """The record that holds `name`, if any."""
+        return self._owners.get((namespace, name))
+
     def reserve(self, namespace: str, record_id: str, name: str) -> str | None:
         """Give `record_id` exactly `name` (a user the server already holds keeps its username), so no
         other record gets it; the id of the record that already holds it otherwise (nothing changes)."""

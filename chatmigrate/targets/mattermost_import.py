@@ -218,6 +218,12 @@ class MattermostImport(Target):
         return self._existing
 
     def _read_existing(self) -> list[ExistingUser]:
+        """The server's users; one that an earlier package of this hub created keeps the id of the record
+        it came from, so a re-run with users.match finds it as itself instead of merging onto it."""
+        book = self._load_book()
+        return [replace(user, id=book.owner("user", user.username) or user.id) for user in self._server_users()]
+
+    def _server_users(self) -> list[ExistingUser]:
         where = self.options.users
         if where is None:
             return []

@@ -60,6 +60,14 @@ def test_package_merges_onto_server_users(tmp_path: Path, mmvalidate: Callable[.
     assert found["errors"] == [], found["errors"][:3]
     again, _ = migrate(tmp_path, users_file)
     assert again.rows_written == 0 and again.target_summary["status"].startswith("unchanged")
+    # After the import the server also lists the users the package created: matched by email, they are
+    # found as themselves (the names the hub gave them), not merged onto, and nothing changes.
+    created = [{"id": f"new{i}", "username": name, "email": user.get("email") or f"{name}@example.com"}
+               for i, (name, user) in enumerate(users.items()) if name not in ("ann.smith",)]
+    users_file.write_text(json.dumps(SERVER_USERS + created))
+    third, _ = migrate(tmp_path, users_file)
+    assert third.mapping_plan["users"] == {"merged": 2, "kept": 2}
+    assert third.rows_written == 0 and third.target_summary["status"].startswith("unchanged")
 
 
 def test_server_users_from_a_bulk_export_jsonl(tmp_path: Path) -> None:
