@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import gc
+import inspect
 import io
 import multiprocessing
 import os
 import pickle
 import signal
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from operator import attrgetter
 from typing import Any
@@ -88,35 +91,62 @@ def dumps(items: list[Any]) -> bytes:
 
 def in_worker(factory: Callable[[], Extractor], location: str, workers: int) -> Extractor:
     """The extractor `factory` builds, with its records read in a worker process when `workers` > 1
-    and the source is a local export (an API source, a URL, stays in process). `factory` runs here
-    (for name, scope, open_file…) and again in the child."""
-    extractor = factory()
+    and the source is a local export (an API source, a URL, stays in process).
+
+    With a worker, this process does not build the extractor up front: a short-lived child builds it
+    and reports its name, source, scope and methods (building one can hold the export's whole table of
+    contents: ~80 MB for a 5M-message Slack zip). A method (open_file…) or another attribute builds
+    it here on first use. Errors of `factory` (a bad path, a bad option) are raised here as they are."""
     if workers <= 1 or "://" in location or multiprocessing.get_all_start_methods()[0] != "fork":
-        return extractor
-    return _WorkerExtractor(extractor, factory)  # type: ignore[return-value]
+        return factory()
+    return _WorkerExtractor(factory)  # type: ignore[return-value]
 
 
 class _WorkerExtractor:
-    """The extractor's attributes as they are; only `records` runs elsewhere."""
+    """The extractor's name, source and scope as the probe found them; `records` runs in a worker;
+    anything else from an extractor built here when first asked for."""
 
-    def __init__(self, extractor: Extractor, factory: Callable[[], Extractor]) -> None:
-        self._extractor = extractor
+    def __init__(self, factory: Callable[[], Extractor]) -> None:
         self._factory = factory
+        self._built: Extractor | None = None
+        [self._facts] = list(_spawn(functools.partial(_describe, factory)))
+
+    def _extractor(self) -> Extractor:
+        if self._built is None:
+            self._built = self._factory()
+        return self._built
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._extractor, name)
+        facts = self.__dict__.get("_facts") or {}
+        if name in facts["plain"]:
+            return facts["plain"][name]
+        if name in facts["methods"]:
+            return lambda *args, **kwargs: getattr(self._extractor(), name)(*args, **kwargs)
+        return getattr(self._extractor(), name)
 
     def records(self, since: Mapping[str, str] | None = None) -> Iterator[Any]:
         # Forked here, when the run asks for the stream (before its writer thread exists), not at the
         # first item: a fork beside running threads could inherit a lock one of them holds.
-        return _stream(self._factory, dict(since) if since else None)
+        return _spawn(functools.partial(_records_of, self._factory, dict(since) if since else None))
 
 
-def _stream(factory: Callable[[], Extractor], since: dict[str, str] | None) -> Iterator[Any]:
+def _describe(factory: Callable[[], Extractor]) -> Iterator[dict[str, Any]]:
+    extractor = factory()
+    methods = {name for name in dir(extractor) if not name.startswith("_") and name != "records"
+               and callable(inspect.getattr_static(extractor, name, None))}
+    yield {"plain": {"name": extractor.name, "source": extractor.source, "scope": extractor.scope},
+           "methods": methods}
+
+
+def _records_of(factory: Callable[[], Extractor], since: dict[str, str] | None) -> Iterator[Any]:
+    return factory().records(since=since)
+
+
+def _spawn(items: Callable[[], Iterable[Any]]) -> Iterator[Any]:
+    """Run `items()` in a forked child; yield what it yields, in order."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_produce, args=(factory, since, send, receive), name="chatmigrate-parse",
-                            daemon=True)
+    child = context.Process(target=_produce, args=(items, send, receive), name="chatmigrate-parse", daemon=True)
     child.start()
     send.close()
     return _consume(child, receive)
@@ -126,10 +156,11 @@ def _consume(child: multiprocessing.process.BaseProcess, receive: Connection) ->
     try:
         while True:
             try:
-                kind, payload = pickle.loads(receive.recv_bytes())
+                blob = receive.recv_bytes()
             except EOFError:
                 raise RuntimeError(f"the parsing process ended without a word (exit code {child.exitcode}); "
                                    "run again with --workers 1 to see the error") from None
+            kind, payload = _loads(blob)
             if kind == _ITEMS:
                 yield from payload
             elif kind == _ERROR:
@@ -143,8 +174,20 @@ def _consume(child: multiprocessing.process.BaseProcess, receive: Connection) ->
         child.join()
 
 
-def _produce(factory: Callable[[], Extractor], since: dict[str, str] | None, send: Connection,
-             receive: Connection) -> None:
+def _loads(blob: bytes) -> Any:
+    """A batch unpickled with the cyclic GC paused: a batch makes thousands of containers, each 700 of
+    which would start a collection (this more than doubled the cost of a batch, measured), and none of
+    them can be part of a cycle. The GC runs as usual once the batch is made."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.loads(blob)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _produce(items: Callable[[], Iterable[Any]], send: Connection, receive: Connection) -> None:
     receive.close()
     # Ctrl-C reaches the whole process group: the parent decides; the child ends when its pipe does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -152,7 +195,7 @@ def _produce(factory: Callable[[], Extractor], since: dict[str, str] | None, sen
     batch: list[Any] = []
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         try:
-            for item in factory().records(since=since):
+            for item in items():
                 batch.append(item)
                 if len(batch) >= BATCH_ITEMS:
                     send.send_bytes(dumps([_ITEMS, batch]))

@@ -92,6 +92,34 @@ def test_an_extractor_error_arrives_after_the_items_before_it_and_as_itself() ->
     assert str(raised.value) == "general/2020-01-01.json:7: day file is cut short; re-export it"
 
 
+def test_this_process_builds_the_extractor_only_when_a_method_needs_it() -> None:
+    built: list[int] = []
+
+    class Counted(_Synth):
+        def __init__(self) -> None:
+            super().__init__(10)
+            built.append(os.getpid())  # lands in this process's list only when built here
+
+        def open_file(self, file: Any) -> int:
+            return os.getpid()
+
+    wrapped = in_worker(Counted, "x.zip", 2)
+    assert len(list(wrapped.records())) > 10 and wrapped.scope == synth.SCOPE and wrapped.source == "synth"
+    opener = wrapped.open_file
+    assert built == []
+    assert opener(None) == os.getpid() and built == [os.getpid()]
+    assert wrapped.fail_after is None  # any other attribute: from the extractor built here
+
+
+def test_an_error_building_the_extractor_is_raised_here_as_itself() -> None:
+    def broken() -> _Synth:
+        raise InputError("not a Slack export: users.json is missing", location="export.zip")
+
+    with pytest.raises(InputError) as raised:
+        in_worker(broken, "export.zip", 2)
+    assert str(raised.value) == "export.zip: not a Slack export: users.json is missing"
+
+
 def test_stopping_early_ends_the_worker() -> None:
     stream = in_worker(lambda: _Synth(50_000), "x.zip", 2).records()
     next(stream)
