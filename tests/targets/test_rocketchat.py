@@ -114,7 +114,8 @@ def _check_round_trip(loaded: list[Record], back: dict[str, dict[str, Any]]) -> 
         if rc.NAME_OK.match(user.username) and user.username.lower() not in rc.RESERVED_USERNAMES:
             # Valid names are kept, but for a numbered suffix when two differ only in case.
             assert got.username.lower().startswith(user.username.lower())
-        assert got.role == (user.role if user.role in ("admin", "guest") and not user.is_bot else "user")
+        # Rocket.Chat roles read back in the closed vocabulary (issue 17): bot, admin, guest, else member.
+        assert got.role == ("bot" if user.is_bot else user.role if user.role in ("admin", "guest") else "member")
     for channel in (c for c in loaded if isinstance(c, Channel)):
         got = back["channels"][rc.meteor_id("room", channel.id)]
         # Rocket.Chat has one type for direct and group conversations, told apart by member count.
