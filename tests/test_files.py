@@ -296,8 +296,9 @@ def test_mattermost_api_files_are_downloaded_with_the_api_token(tmp_path: Path) 
 
     from chatmigrate.extractors.mattermost_api import MattermostApi
     from chatmigrate.model import Message
-    from tests.extractors.test_mattermost_api import SAMPLE, FakeServer, _handler
-    from tests.extractors.test_mattermost_api import TOKEN as MM_TOKEN
+    from tests.sources.servers.mattermost import SAMPLE, FakeServer
+    from tests.sources.servers.mattermost import TOKEN as MM_TOKEN
+    from tests.sources.servers.mattermost import handler_class as _handler
 
     state = FakeServer([json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()])
     fetched: list[str | None] = []
@@ -338,7 +339,7 @@ def test_rocketchat_api_uploads_are_downloaded_with_its_auth_headers(tmp_path: P
 
     from chatmigrate.extractors.rocketchat_api import RocketchatApi
     from chatmigrate.model import Message
-    from tests.extractors import test_rocketchat_api as rc
+    from tests.sources.servers import rocketchat as rc
 
     state = rc.FakeRocketChat()
     state.rate_limit_next.clear()

@@ -57,9 +57,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar
 
-from chatmigrate.files import OPTIONS as _DOWNLOAD_HELP
 from chatmigrate.model import File, Item
-from chatmigrate.options import Option, declared, typed
+from chatmigrate.options import Option, declared
 
 # The closed vocabularies (schemas/user|message|channel.schema.json hold the same lists; a test checks it).
 ROLES = ("owner", "admin", "member", "guest", "bot")
@@ -86,10 +85,7 @@ class Capabilities:
 
 
 NO_CAPABILITIES = Capabilities()
-# The options of a source that downloads the files it links to (chatmigrate/files), typed.
-DOWNLOAD_OPTIONS = typed(_DOWNLOAD_HELP, download=bool, max_file_bytes=Option(_DOWNLOAD_HELP["max_file_bytes"], int, 0),
-                         max_total_bytes=Option(_DOWNLOAD_HELP["max_total_bytes"], int, 0),
-                         download_workers=Option(_DOWNLOAD_HELP["download_workers"], int, 1, 64))
+
 
 
 def capabilities_of(source: Any) -> Capabilities:

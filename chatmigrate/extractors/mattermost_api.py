@@ -30,6 +30,7 @@ from typing import IO, Any, ClassVar
 from urllib.parse import urlparse
 
 from chatmigrate.errors import InputError, UsageError
+from chatmigrate.extractors._download_options import DOWNLOAD_OPTIONS
 from chatmigrate.extractors._fields import (
     UNREADABLE,
     ListOf,
@@ -59,7 +60,7 @@ from chatmigrate.extractors._mattermost import (
     post_key,
     stream_key,
 )
-from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
+from chatmigrate.extractors.contract import Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.files.download import host_of
 from chatmigrate.ids import record_id

@@ -31,6 +31,7 @@ from typing import IO, Any, ClassVar
 from urllib.parse import urlsplit
 
 from chatmigrate.errors import InputError, UsageError
+from chatmigrate.extractors._download_options import DOWNLOAD_OPTIONS
 from chatmigrate.extractors._http import HttpClient
 from chatmigrate.extractors._rc_messages import (
     MessageContext,
@@ -52,7 +53,7 @@ from chatmigrate.extractors._rocketchat import (
     native_id,
     rid_of,
 )
-from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
+from chatmigrate.extractors.contract import Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.files.download import host_of
 from chatmigrate.model import Channel, Checkpoint, File, Item, Message, Origin, Skipped, User

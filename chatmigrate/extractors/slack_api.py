@@ -38,6 +38,7 @@ from typing import IO, Any, ClassVar
 from urllib.parse import urlsplit
 
 from chatmigrate.errors import InputError, UsageError
+from chatmigrate.extractors._download_options import DOWNLOAD_OPTIONS
 from chatmigrate.extractors._http import HttpClient
 from chatmigrate.extractors._slack import (
     SOURCE,
@@ -48,7 +49,7 @@ from chatmigrate.extractors._slack import (
     ts_key,
     ts_text,
 )
-from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
+from chatmigrate.extractors.contract import Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.model import Channel, ChannelKind, Checkpoint, Emoji, File, Item, Message, Origin, Skipped, Team
 

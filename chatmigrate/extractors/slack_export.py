@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any, ClassVar
 
 from chatmigrate.errors import InputError
+from chatmigrate.extractors._download_options import DOWNLOAD_OPTIONS
 from chatmigrate.extractors._fields import is_id
 from chatmigrate.extractors._files import ExportFiles, iter_json_array
 from chatmigrate.extractors._limits import LIMIT_OPTIONS, Limits
@@ -26,7 +27,7 @@ from chatmigrate.extractors._slack import (
     strip_file_token,
     ts_key,
 )
-from chatmigrate.extractors.contract import DOWNLOAD_OPTIONS, Capabilities, Option, Source
+from chatmigrate.extractors.contract import Capabilities, Option, Source
 from chatmigrate.files import Downloads
 from chatmigrate.model import Channel, ChannelKind, Checkpoint, File, Item, Message, Origin, Skipped, Team, Unreadable
 

@@ -9,8 +9,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.sources.servers import serving
 
@@ -210,6 +212,27 @@ class FakeServer:
             has_next = len(posts) > (int(query.get("page", 0)) + 1) * int(query.get("per_page", 60))
         return {"order": [p["id"] for p in chosen], "posts": {p["id"]: p for p in chosen},
                 "next_post_id": "", "prev_post_id": "", "has_next": has_next}
+
+
+def handler_class(server: FakeServer) -> type[BaseHTTPRequestHandler]:
+    """The request handler on its own, for a test that extends the server (file downloads)."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            status, body, headers = server.answer(url.path, query, self.headers.get("Authorization"))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+    return Handler
 
 
 @contextmanager
