@@ -63,3 +63,14 @@ def test_mapping_tables_name_only_canonical_values() -> None:
     assert _vocabulary.role("slack", {"is_admin", "is_restricted"}, False) == "admin"
     assert _vocabulary.role("mattermost", {"system_guest"}, True) == "bot"
     assert _vocabulary.role("rocketchat", {"user"}, False) == "member"
+
+
+@pytest.mark.parametrize("module", ["chatmigrate.files", "chatmigrate.extractors.contract", "chatmigrate.options",
+                                    "chatmigrate.extractors.slack_api"])
+def test_each_module_imports_first_in_a_fresh_process(module: str) -> None:
+    """No import cycle: the contract is imported by extractors/__init__, which chatmigrate.files reaches."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
