@@ -77,3 +77,21 @@ def test_every_kind_into_rocketchat(ferretdb: str) -> None:
     finally:
         client.drop_database(database)
         client.close()
+
+
+def test_every_kind_into_lanying(tmp_path: Path, monkeypatch: Any) -> None:
+    from tests.lanying_server import ADMIN_TOKEN, running, target_url
+
+    monkeypatch.setenv("CHATMIGRATE_LANYING_TOKEN", ADMIN_TOKEN)
+    with running(dedup_seconds=0) as server:
+        url = target_url(server, tmp_path / "hub.db")
+        result = migrate(url)
+        groups = {g["group_id"]: g for g in server.state.groups.values()}
+        by_name = {g["name"]: g for g in groups.values()}
+        assert {"lobby", "ops"} <= set(by_name) and not {"general", "random", "dev-ops", "old-project"} & set(by_name)
+        per_group = Counter(m.to_id for m in server.state.messages)
+        assert per_group[by_name["ops"]["group_id"]] == IN_WINDOW * 2
+        assert per_group[by_name["lobby"]["group_id"]] == IN_WINDOW
+        assert len(server.state.messages) == IN_WINDOW * 4  # and the group conversation's; no direct one
+        assert result.counts["messages"]["skipped"] == 6 * 7 - IN_WINDOW * 4
+        assert migrate(url).rows_written == 0 and len(server.state.messages) == IN_WINDOW * 4
