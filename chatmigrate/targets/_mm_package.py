@@ -8,18 +8,13 @@ time, so memory does not grow with the number of messages.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
-import json
 import os
 import re
-import shlex
 import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,8 +24,10 @@ from tqdm import tqdm
 
 from chatmigrate.mappings import name_set
 from chatmigrate.markup.canonical import rewrite_names
-from chatmigrate.model import EXISTING_USER_PROP
 from chatmigrate.targets import _mm_rules as mm
+from chatmigrate.targets._mm_lines import Counts, _Chan, _line, _ms_or_none, _post_props_text, _present, _props, ms
+from chatmigrate.targets._mm_times import _assign_times
+from chatmigrate.targets._mm_users import UserLines
 
 SYSTEM_EMOJI = mm.SYSTEM_EMOJI_FILE
 
@@ -40,81 +37,6 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same content gives t
 _BATCH = 2_000  # messages read back per round of reaction/file look-ups
 _IN_CHUNK = 500  # ids per IN (...) list
 DELETED_TEXT = "*(message deleted)*"
-# Author of messages that have none (system events of some sources): Mattermost needs a user per post.
-AUTHORLESS = "chatmigrate-system"
-
-
-def ms(value: datetime | str | None) -> int | None:
-    """A hub time as Mattermost's milliseconds since the epoch (naive values are UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
-
-
-def _props(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, str) and raw:
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {}
-        return value if isinstance(value, dict) else {}
-    return {}
-
-
-def _post_props_text(raw: str | None) -> dict[str, Any]:
-    """A message's props, parsed only when they hold what a post carries (most hold neither)."""
-    if not raw or ('"attachments"' not in raw and '"flagged_by"' not in raw):
-        return {}
-    return _props(raw)
-
-
-def _present(payload: dict[str, Any]) -> dict[str, Any]:
-    """Fields with a value: Mattermost leaves an absent field alone, but `message` is required even
-    when empty (a post of attachments only)."""
-    return {k: v for k, v in payload.items() if k == "message" or v not in (None, [], "")}
-
-
-def _line(kind: str, payload: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": kind, kind: _present(payload)}) + b"\n"
-
-
-@dataclass
-class _Chan:
-    id: str
-    team: str | None  # Mattermost team name; None for direct and group conversations
-    name: str | None
-    kind: str  # O, P, D (direct/group)
-    members: list[str] = field(default_factory=list)  # Mattermost usernames (direct/group)
-    total: int = 0
-    roots: int = 0
-    last_at: int = 0
-
-
-@dataclass
-class Counts:
-    lines: dict[str, int] = field(default_factory=dict)
-    attachments: int = 0
-    attachment_bytes: int = 0
-    files_without_bytes: int = 0
-    files_over_limit: list[str] = field(default_factory=list)
-    emails_generated: int = 0
-    split_posts: int = 0
-    deleted_kept: int = 0
-    direct_left_out: int = 0
-    groups_as_private: int = 0
-    skipped_unchanged: int = 0
-    guests_deactivated: int = 0
-    existing_without_line: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, kind: str, n: int = 1) -> None:
-        self.lines[kind] = self.lines.get(kind, 0) + n
 
 
 class PackageWriter:
@@ -135,8 +57,7 @@ class PackageWriter:
         # to hold at a million messages; applied to cm_mm_posts once the package is in place.
         self.line_hashes: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in write()
         self.changed_lines = 0
-        # Merged users the server already holds who get no user line: (username, [(team, channel)]).
-        self.existing_members: list[tuple[str, list[tuple[str, str]]]] = []
+        self.user_lines = UserLines(self)
 
     # -- the whole package ---------------------------------------------------------------------
     def write(self) -> dict[str, Any]:
@@ -163,7 +84,7 @@ class PackageWriter:
                     attachments = list(self._emoji(conn, out))
                     self._team_lines(teams, out)
                     self._channel_lines(conn, out)
-                    self._user_lines(conn, teams, out)
+                    self.user_lines.write(conn, teams, out)
                 posts, directs = workdir / "posts.jsonl", workdir / "direct.jsonl"
                 with posts.open("wb") as team_out, directs.open("wb") as direct_out:
                     attachments += self._post_lines(conn, team_out, direct_out)
@@ -179,7 +100,7 @@ class PackageWriter:
         with self.engine.begin() as conn:
             self._record(conn, number, path, written, head_hash)
         self._names_file()
-        self._members_script()
+        self.user_lines.members_script()
         return self._summary(path, number, "written" if written else "unchanged: identical to the file there")
 
     def _changed(self, conn: sa.Connection, head_hash: str) -> bool:
@@ -277,7 +198,7 @@ class PackageWriter:
             return {"default": {"name": name, "display_name": wanted or "Migrated", "description": None}}
         return teams
 
-    def _default_team(self, teams: dict[str, dict[str, Any]]) -> str:
+    def default_team(self, teams: dict[str, dict[str, Any]]) -> str:
         return "default" if "default" in teams else next(iter(teams))
 
     def _load_users(self, conn: sa.Connection) -> None:
@@ -298,7 +219,7 @@ class PackageWriter:
                                                 .order_by(members.c.channel_id, members.c.user_id)):
             if user_id in self.users:
                 member_lists.setdefault(channel_id, []).append(self.users[user_id])
-        default = self._default_team(teams)
+        default = self.default_team(teams)
         for row in conn.execute(sa.select(t.c.id, t.c.team_id, t.c.name, t.c.kind).order_by(t.c.id)):
             team_key = row.team_id if row.team_id in teams else default
             people = sorted(set(member_lists.get(row.id, ())))
@@ -347,155 +268,6 @@ class PackageWriter:
                 "header": mm.cut(row.topic, mm.HEADER_MAX), "purpose": mm.cut(row.purpose, mm.PURPOSE_MAX),
                 "deleted_at": archived_at}))
             self.counts.add("channel")
-
-    def _user_lines(self, conn: sa.Connection, teams: dict[str, dict[str, Any]], out: IO[bytes]) -> None:
-        t, members = self.t["users"], self.t["channel_members"]
-        team_channels = {cid for cid, c in self.chans.items() if c.kind != "D"}
-        memberships = conn.execute(sa.select(members.c.user_id, members.c.channel_id)
-                                   .order_by(members.c.user_id, members.c.channel_id))
-        pending = next(memberships, None)
-        default_team = teams[self._default_team(teams)]["name"]
-        bots: list[bytes] = []
-        owner = self._bot_owner()
-        query = sa.select(t.c.id, t.c.username, t.c.email, t.c.display_name, t.c.first_name, t.c.last_name,
-                          t.c.is_bot, t.c.is_deleted, t.c.role, t.c.props).order_by(t.c.id)
-        for row in conn.execute(query):
-            channels: list[str] = []
-            while pending is not None and pending.user_id < row.id:
-                pending = next(memberships, None)
-            while pending is not None and pending.user_id == row.id:
-                if pending.channel_id in team_channels:
-                    channels.append(pending.channel_id)
-                pending = next(memberships, None)
-            props = _props(row.props)
-            marker = props.get(EXISTING_USER_PROP)
-            if isinstance(marker, dict):
-                line = self._existing_user_line(row, marker, channels, default_team)
-                if line is not None:
-                    out.write(line)
-                    self.counts.add("user")
-                continue
-            if row.is_bot and owner:
-                bots.append(self._bot_line(row, props, owner))
-                continue
-            out.write(self._user_line(row, props, channels, default_team))
-            self.counts.add("user")
-        for line in bots:
-            out.write(line)
-            self.counts.add("bot")
-        if self._has_authorless(conn):
-            domain = self.options.default_email_domain or "users.invalid"
-            out.write(_line("user", {"username": AUTHORLESS, "email": f"{AUTHORLESS}@{domain}", "nickname": "System",
-                                     "roles": "system_user", "delete_at": 1}))
-            self.users[""] = AUTHORLESS
-            self.counts.add("user")
-
-    def _existing_user_line(self, row: Any, marker: dict[str, Any], channels: list[str],
-                            default_team: str) -> bytes | None:
-        """A user the server already holds (merged onto by `--map`). Mattermost's importer updates a
-        user of the same username from the line and, without auth_data, gives them a new random password:
-        so a line is written only for single-sign-on users (their auth_service and auth_data, roles and
-        locale as the server has them: nothing changes but their memberships); the others get none, and
-        their team and channel memberships go into a script of mmctl commands next to the package."""
-        extra = marker.get("extra") if isinstance(marker.get("extra"), dict) else {}
-        name = self.users[row.id]
-        memberships = [(self.chans[c].team or default_team, self.chans[c].name) for c in channels]
-        email = marker.get("email") if isinstance(marker.get("email"), str) else None
-        if not (extra.get("auth_service") and extra.get("auth_data") and email):
-            self.existing_members.append((name, sorted(set(memberships))))
-            self.counts.existing_without_line += 1
-            return None
-        by_team: dict[str, list[dict[str, Any]]] = {}
-        for team, channel in sorted(set(memberships)):
-            by_team.setdefault(team, []).append({"name": channel, "roles": "channel_user"})
-        return _line("user", {
-            "username": name, "email": email, "auth_service": extra["auth_service"], "auth_data": extra["auth_data"],
-            "roles": extra.get("roles") or "system_user", "locale": extra.get("locale"),
-            "teams": [{"name": team, "roles": "team_user", "channels": chans} for team, chans in
-                      sorted((by_team or {default_team: []}).items())],
-        })
-
-    def _members_script(self) -> None:
-        """`<package>.existing-users.sh`: mmctl commands that add the merged users who get no user line
-        to their teams and channels (run after the import)."""
-        path = Path(f"{self.options.out}.existing-users.sh")
-        if not self.existing_members:
-            path.unlink(missing_ok=True)
-            return
-        lines = ["#!/bin/sh", "# Users the server already had, merged onto by chatmigrate's --map: added to their",
-                 "# teams and channels after `mmctl import process` (their accounts are left as they are).", "set -e"]
-        for username, memberships in self.existing_members:
-            for team in sorted({team for team, _ in memberships}):
-                lines.append(f"mmctl team users add {shlex.quote(team)} {shlex.quote(username)}")
-            for team, channel in memberships:
-                lines.append(f"mmctl channel users add {shlex.quote(f'{team}:{channel}')} {shlex.quote(username)}")
-        data = ("\n".join(lines) + "\n").encode()
-        if not path.exists() or path.read_bytes() != data:
-            path.write_bytes(data)
-        path.chmod(0o755)
-
-    def _bot_owner(self) -> str | None:
-        """The package username of `bot_owner` (given as the source or the Mattermost username), or None:
-        Mattermost refuses a bot whose owner is not a user, so bots then stay plain users (and the
-        summary says why)."""
-        wanted = self.options.bot_owner
-        if not wanted:
-            return None
-        owner = self.by_source_name.get(wanted) or (wanted if wanted in set(self.users.values()) else None)
-        if owner is None:
-            self.counts.notes.append(f"bot_owner={wanted!r} is not a user of this package: bots imported as users")
-        return owner
-
-    def _has_authorless(self, conn: sa.Connection) -> bool:
-        """Is any message without an author (or by one the hub does not hold)?"""
-        m, u = self.t["messages"], self.t["users"]
-        known = sa.select(u.c.id).where(u.c.id == m.c.user_id).exists()
-        query = sa.select(m.c.id).where(sa.or_(m.c.user_id.is_(None), ~known)).limit(1)
-        return conn.execute(query).first() is not None
-
-    def _user_line(self, row: Any, props: dict[str, Any], channels: list[str], default_team: str) -> bytes:
-        guest = row.role == "guest"
-        lonely_guest = guest and not channels  # Mattermost refuses a guest outside every channel (CM212)
-        by_team: dict[str, list[dict[str, Any]]] = {}
-        for channel_id in channels:
-            chan = self.chans[channel_id]
-            by_team.setdefault(chan.team or default_team, []).append({
-                "name": chan.name, "roles": "channel_guest" if guest else "channel_user",
-                "msg_count": chan.total, "msg_count_root": chan.roots,
-                "last_viewed_at": chan.last_at or None})
-        if not by_team and not lonely_guest:
-            by_team[default_team] = []
-        if lonely_guest:
-            guest = False
-            self.counts.guests_deactivated += 1
-        team_roles = "team_guest" if guest else "team_admin team_user" if row.role == "admin" else "team_user"
-        name = self.users[row.id]
-        email = (row.email or "").strip().lower()
-        if not email:
-            domain = self.options.default_email_domain or ("bots.invalid" if row.is_bot else "users.invalid")
-            email = f"{name}@{domain}"
-            self.counts.emails_generated += 1
-        system_roles = "system_guest" if guest else "system_admin system_user" if row.role == "admin" else "system_user"
-        auth_service, auth_data = props.get("auth_service"), props.get("auth_data")
-        if not (isinstance(auth_service, str) and auth_service and isinstance(auth_data, str) and auth_data):
-            auth_service = auth_data = None
-        return _line("user", {
-            "username": name, "email": mm.cut(email, mm.EMAIL_MAX),
-            "auth_service": auth_service, "auth_data": auth_data,
-            "nickname": mm.cut(row.display_name, mm.NICKNAME_MAX) if row.display_name else None,
-            "first_name": mm.cut(row.first_name, mm.NICKNAME_MAX), "last_name": mm.cut(row.last_name, mm.NICKNAME_MAX),
-            "position": mm.cut(props.get("title") if isinstance(props.get("title"), str) else None, mm.POSITION_MAX),
-            "roles": system_roles, "delete_at": 1 if lonely_guest else _deleted_ms(row, props),
-            "teams": [{"name": team, "roles": team_roles, "channels": chans}
-                      for team, chans in sorted(by_team.items())],
-        })
-
-    def _bot_line(self, row: Any, props: dict[str, Any], owner: str) -> bytes:
-        return _line("bot", {"username": self.users[row.id], "owner": owner,
-                             "display_name": mm.cut(row.display_name, mm.DISPLAY_MAX),
-                             "description": mm.cut(props.get("bot_description") if isinstance(
-                                 props.get("bot_description"), str) else None, 1024),
-                             "delete_at": _deleted_ms(row, props)})
 
     def _emoji(self, conn: sa.Connection, out: IO[bytes]) -> Iterator[tuple[str, Path]]:
         t, files = self.t["emoji"], self.t["files"]
@@ -785,118 +557,6 @@ def _post_props(props: dict[str, Any]) -> dict[str, Any] | None:
 def channel_namespace(team_id: str | None, forced_team: str | None) -> str:
     """Channel names are unique per Mattermost team: the namespace of a channel's name."""
     return "channel:default" if forced_team or not team_id else f"channel:{team_id}"
-
-
-def _ms_or_none(text: str) -> int | None:
-    try:
-        return ms(text)
-    except ValueError:
-        return None
-
-
-def _deleted_ms(row: Any, props: dict[str, Any]) -> int | None:
-    if not row.is_deleted:
-        return None
-    when = props.get("deleted_at")
-    try:
-        return ms(when) if isinstance(when, str) else 1
-    except ValueError:
-        return 1
-
-
-def _assign_times(conn: sa.Connection, t: dict[str, sa.Table]) -> None:
-    """Give every message not yet in cm_mm_posts (or needing more parts) its Mattermost create_at:
-    its own millisecond, moved forward by 1 ms while another post of the channel holds it."""
-    m, p, f = t["messages"], t["mm_posts"], t["files"]
-    file_count = sa.select(sa.func.count()).where(f.c.message_id == m.c.id).scalar_subquery()
-    long_text = sa.case((sa.func.length(m.c.text) > mm.MAX_POST_RUNES, m.c.text), else_=None)
-    created = sa.type_coerce(m.c.created_at, sa.String).label("created_at")  # parsed by ms(), cheaper
-    query = (sa.select(m.c.id, m.c.channel_id, created, sa.func.length(m.c.text).label("n"),
-                       long_text.label("long_text"), file_count.label("files"), p.c.parts, p.c.create_at,
-                       p.c.part_times)
-             .join(p, p.c.message_id == m.c.id, isouter=True)
-             .where(sa.or_(p.c.message_id.is_(None), sa.func.length(m.c.text) > mm.MAX_POST_RUNES,
-                           file_count > mm.MAX_FILES_PER_POST))
-             .order_by(m.c.channel_id, m.c.created_at, m.c.id))
-    channel: str | None = None
-    used: set[int] = set()
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    for row in _stream(conn, query):
-        needed = mm.part_count(row.n or 0, row.long_text, row.files or 0)
-        if row.parts is not None and row.parts >= needed:
-            continue
-        if row.channel_id != channel:
-            channel = row.channel_id
-            used = _used_times(conn, p, channel)
-        if row.parts is None:
-            at = ms(row.created_at) or 0
-            while at in used:
-                at += 1
-            used.add(at)
-            extra = _next_times(used, at, needed - 1)
-            inserts.append({"message_id": row.id, "channel_id": row.channel_id, "create_at": at,
-                            "part_times": json.dumps(extra) if extra else None, "parts": needed,
-                            "last_at": max([at, *extra])})
-        else:
-            known = json.loads(row.part_times) if row.part_times else []
-            extra = known + _next_times(used, max([row.create_at, *known]), needed - 1 - len(known))
-            updates.append({"mid": row.id, "pt": json.dumps(extra), "n": needed, "last": max([row.create_at, *extra])})
-        if len(inserts) >= 10_000:
-            conn.execute(p.insert(), inserts)
-            inserts = []
-    if inserts:
-        conn.execute(p.insert(), inserts)
-    if updates:
-        conn.execute(p.update().where(p.c.message_id == sa.bindparam("mid"))
-                     .values(part_times=sa.bindparam("pt"), parts=sa.bindparam("n"), last_at=sa.bindparam("last")),
-                     updates)
-
-
-def _stream(conn: sa.Connection, query: sa.Select) -> Iterator[Any]:
-    # Read the whole result before writing to the same SQLite database in this transaction.
-    with tempfile.TemporaryFile() as spool:
-        for row in conn.execute(query):
-            spool.write(orjson.dumps([row.id, row.channel_id, row.created_at, row.n, row.long_text, row.files,
-                                      row.parts, row.create_at, row.part_times]) + b"\n")
-        spool.seek(0)
-        for line in spool:
-            yield _Row(*orjson.loads(line))
-
-
-@dataclass(slots=True)
-class _Row:
-    id: str
-    channel_id: str
-    created_at: str
-    n: int
-    long_text: str | None
-    files: int
-    parts: int | None
-    create_at: int | None
-    part_times: str | None
-
-
-def _used_times(conn: sa.Connection, p: sa.Table, channel: str) -> set[int]:
-    used: set[int] = set()
-    query = sa.select(p.c.create_at, p.c.part_times).where(p.c.channel_id == channel)
-    for create_at, part_times in conn.execute(query):
-        used.add(create_at)
-        if part_times:
-            used.update(json.loads(part_times))
-    return used
-
-
-def _next_times(used: set[int], after: int, n: int) -> list[int]:
-    times = []
-    at = after
-    for _ in range(max(n, 0)):
-        at += 1
-        while at in used:
-            at += 1
-        used.add(at)
-        times.append(at)
-    return times
 
 
 def _file_hash(path: Path) -> str:
