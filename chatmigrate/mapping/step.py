@@ -50,12 +50,12 @@ class MappingPlan:
     teams: dict[str, int] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # "kind: reason" → count
-    merges: list[dict[str, str]] = field(default_factory=list)  # first examples: source → target user
+    merges: list[dict[str, str]] = field(default_factory=list)  # every merge: source → target user
 
     def as_json(self) -> dict[str, Any]:
         return {"mapping": self.mapping, "existing_users": self.existing_users, "users": dict(self.users),
                 "teams": dict(self.teams), "channels": dict(self.channels), "skipped": dict(self.skipped),
-                "merge_examples": self.merges}
+                "merges": self.merges}
 
 
 def _bump(table: dict[str, int], key: str, n: int = 1) -> None:
@@ -138,9 +138,9 @@ class MappingStep:
         self.user_ids[user.id] = target.id
         if user.username != target.username:
             self.user_names[user.username] = target.username
-        if len(self.plan.merges) < 20:
-            self.plan.merges.append({"source": user.username, "source_email": user.email or "",
-                                     "target": target.username, "how": outcome.key or self.mapping.users.match})
+        # Every merge, not examples: users are few, and an admin checks each one before the cut-over.
+        self.plan.merges.append({"source": user.username, "source_email": user.email or "",
+                                 "target": target.username, "how": outcome.key or self.mapping.users.match})
         if outcome.action == "merged-again":
             self.sink.add(Finding("CM402", f"@{user.username} merges onto @{target.username}, as another source "
                                   f"user ({outcome.first_of_target}) already does", "users", user.id, user.origin))

@@ -159,8 +159,10 @@ def mapping_lines(plan: dict[str, Any] | None) -> list[str]:
     for what in ("users", "teams", "channels"):
         if plan[what]:
             lines.append(f"  {what}: {_actions(plan[what])}")
-    for example in plan["merge_examples"][:TERMINAL_EXAMPLES]:
+    for example in plan["merges"][:TERMINAL_EXAMPLES]:
         lines.append(f"    @{example['source']} → @{example['target']} (by {example['how']})")
+    if len(plan["merges"]) > TERMINAL_EXAMPLES:
+        lines.append(f"    … and {len(plan['merges']) - TERMINAL_EXAMPLES:,} more (every merge: --json or --report)")
     for reason, n in sorted(plan["skipped"].items()):
         lines.append(f"  left out, {reason}: {n:,}")
     return lines
@@ -333,8 +335,13 @@ def render_html(result: RunResult, exit_code: int) -> str:
 def _mapping_section(plan: dict[str, Any] | None) -> str:
     if plan is None:
         return ""
-    items = "".join(f"<li>{_e(line.strip())}</li>" for line in mapping_lines(plan)[1:])
-    return (f'<h2>Mapping</h2>\n<p>{_e(mapping_lines(plan)[0])}</p>\n<ul id="mapping">{items}</ul>')
+    items = "".join(f"<li>{_e(line.strip())}</li>" for line in mapping_lines(plan)[1:]
+                    if not line.startswith("    "))  # the merges get a table of their own
+    merges = "".join(f"<tr><td>@{_e(m['source'])}</td><td>{_e(m['source_email'])}</td><td>@{_e(m['target'])}</td>"
+                     f"<td>{_e(m['how'])}</td></tr>" for m in plan["merges"])
+    table = (f'<table id="merges"><tr><th>source user</th><th>email</th><th>merged onto</th><th>by</th></tr>'
+             f"{merges}</table>") if merges else ""
+    return f'<h2>Mapping</h2>\n<p>{_e(mapping_lines(plan)[0])}</p>\n<ul id="mapping">{items}</ul>\n{table}'
 
 
 def write_html(result: RunResult, exit_code: int, path: Path) -> None:

@@ -40,6 +40,29 @@ def test_validate_prints_the_plan_and_json_follows_the_report_schema(cli: Invoke
     assert '<ul id="mapping">' in html.read_text()
 
 
+def test_validate_lists_every_merge(cli: Invoke, tmp_path: Path) -> None:
+    """Dry-run shows every merge (research/peers.md, 17): the whole list in --json and the HTML report."""
+    names = ["alice", "bob", "erin.guest", "frank", "grace", "carol"]
+    write(tmp_path / "users.csv", "source,target\n" + "".join(f"{n},someone{i}\n" for i, n in enumerate(names)))
+    spec = write(tmp_path / "m.toml", "[users]\ncsv = 'users.csv'\n")
+    db = tmp_path / "t.db"
+    # The target already holds someone0 … someone5: a first run of a directory export puts them there.
+    import sqlite3
+
+    cli("migrate", str(SAMPLE), "--to", f"sqlite:///{db}", "-q", cwd=tmp_path)
+    with sqlite3.connect(db) as conn:
+        for i, name in enumerate(names):
+            conn.execute("UPDATE cm_users SET username = ?, source = 'directory', id = ? WHERE username = ?",
+                         (f"someone{i}", f"dir-{i}", name))
+    html = tmp_path / "r.html"
+    code, data, _ = cli("validate", str(SAMPLE), "--to", f"sqlite:///{db}", "--map", str(spec), "--json",
+                        "--report", str(html), cwd=tmp_path)
+    assert code in (0, 1)
+    assert sorted(m["target"] for m in data["mapping"]["merges"]) == [f"someone{i}" for i in range(len(names))]
+    page = html.read_text()
+    assert all(f"@someone{i}" in page for i in range(len(names)))
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("[users]\nmatch = 'mail'\n", "users.match: 'mail' is not one of"),
     ("[channels]\narchived = 'no'\n", "channels.archived: 'no' is not of type 'boolean'"),
