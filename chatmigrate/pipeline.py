@@ -215,6 +215,10 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
     else:
         source = extractor.records(since=since)
     stream: Iterator[Item] = _tallied(source, read)
+    # The bar counts messages as read, before validation and the mapping leave any out: its total is
+    # the export's (what `inspect` counts), the same whatever a run then rejects or skips.
+    stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}",
+                            export_key(options.location, extractor.name))
     stream = Validator(sink, options.validation, accounting)(stream)
     mapping_step = None
     if options.mapping is not None:
@@ -225,8 +229,6 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
     target_checks = target.checks(sink) if target is not None else None
     if target_checks is not None:
         stream = _target_checked(target_checks(stream), accounting)
-    stream = _with_progress(stream, options.progress, f"{options.command} {extractor.name}",
-                            export_key(options.location, extractor.name))
     records = _records_only(stream, loaded, per_channel, names, months)
     status = "failed"
     rows_written = 0
