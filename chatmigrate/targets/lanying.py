@@ -21,7 +21,6 @@ sends per second, default 20; 0 = unpaced), `hub=URL`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -35,16 +34,17 @@ import sqlalchemy as sa
 
 from chatmigrate.errors import UsageError
 from chatmigrate.ids import record_id
-from chatmigrate.loaders import Loader, loader_for
+from chatmigrate.loaders import Loader
 from chatmigrate.model import Checkpoint, File, Message, Record
 from chatmigrate.redact import redact, remember
 from chatmigrate.targets._filestore import FileStore
+from chatmigrate.targets._hub import HubTarget
 from chatmigrate.targets._lanying_api import LanyingClient
 from chatmigrate.targets._lanying_checks import LanyingChecks
 from chatmigrate.targets._lanying_ledger import Ledger, ledger_tables
 from chatmigrate.targets._lanying_people import Counts, People
 from chatmigrate.targets._lanying_send import Sender
-from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage, Target
+from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage
 from chatmigrate.validate.findings import FindingSink
 
 SCHEME = "lanying"
@@ -84,8 +84,9 @@ def parse_url(url: str, options: dict[str, str]) -> tuple[str, str, str, float, 
     return base, app_id, query.get("token_env") or TOKEN_ENV, rate, query.get("hub") or None
 
 
-class Lanying(Target):
+class Lanying(HubTarget):
     scheme: ClassVar[str] = SCHEME
+    summary_key: ClassVar[str] = "lanying"
     capabilities: ClassVar[Capabilities] = Capabilities(
         transactions=True, cursors=True, lock=True, file_bytes=True,
         text_rules="usernames to 蓝莺IM's rule [A-Za-z0-9_ CJK], not all digits, not mta/maxim… (collisions numbered); "
@@ -118,13 +119,8 @@ class Lanying(Target):
         return redact(f"{scheme}://{self.base_url.split('://', 1)[1]}?app_id={self.app_id}")
 
     @property
-    def hub(self) -> Loader:
-        if self._hub is None:
-            if self.hub_url.startswith("sqlite:///"):
-                Path(self.hub_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._hub = loader_for(self.hub_url, prefix=self.prefix)
-            self._hub.retry_seconds = self.retry_seconds
-        return self._hub
+    def place(self) -> str:
+        return f"蓝莺IM {self.safe_url}"
 
     @property
     def client(self) -> LanyingClient:
@@ -139,15 +135,8 @@ class Lanying(Target):
         return self._client
 
     def prepare(self) -> None:
-        self.hub.prepare()
+        super().prepare()
         Ledger(self.hub.engine, self.prefix)  # creates the ledger tables
-
-    def cursors(self, source: str, scope: str) -> dict[str, str]:
-        return self.hub.cursors(source, scope)
-
-    def cursor_state(self) -> tuple[bool, str]:
-        exists, note = self.hub.cursor_state()
-        return exists, f"蓝莺IM {self.safe_url}; hub {redact(self.hub_url)}: {note}"
 
     def existing_users(self) -> Iterable[ExistingUser]:
         """The app's users (`GET /user/list`, page by page), with the ids the lanying-api source gives them;
@@ -183,13 +172,6 @@ class Lanying(Target):
             if len(data) < size:
                 return
             page += 1
-
-    def start_run(self, info: RunInfo) -> str | None:
-        self._run = info
-        return self.hub.start_run(info)
-
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        return self.hub.lock()
 
     def checks(self, sink: FindingSink) -> Stage:
         return LanyingChecks(sink)
@@ -228,19 +210,11 @@ class Lanying(Target):
         return {"api_calls": calls, "seconds": round(seconds, 3), "messages_per_second": round(rate, 1),
                 **counts, "ledger": totals, "lines": lines}
 
-    def summary(self) -> dict[str, Any]:
-        return dict(self._summary)
-
-    def finish_run(self, status: str, counts: dict[str, Any]) -> None:
-        self.hub.finish_run(status, {**counts, "lanying": {k: v for k, v in self._summary.items() if k != "lines"}})
-
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self._hub is not None:
-            self._hub.close()
-            self._hub = None
+        super().close()
 
     # -- file bytes ------------------------------------------------------------------------------
     def _with_bytes(self, items: Iterable[Record | Checkpoint]) -> Iterator[Record | Checkpoint]:

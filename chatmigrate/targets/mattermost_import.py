@@ -25,7 +25,6 @@ from every source user they are not merged onto (those get a numbered one: CM202
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -37,7 +36,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import sqlalchemy as sa
 
 from chatmigrate.errors import UsageError
-from chatmigrate.loaders import Loader, loader_for
+from chatmigrate.loaders import Loader
 from chatmigrate.mappings import name_set
 from chatmigrate.model import (
     EXISTING_USER_PROP,
@@ -55,9 +54,10 @@ from chatmigrate.model import (
 from chatmigrate.redact import redact, remember
 from chatmigrate.targets import _mm_rules as mm
 from chatmigrate.targets._filestore import FileStore
+from chatmigrate.targets._hub import HubTarget
 from chatmigrate.targets._mm_existing import fetch_users, read_users_file
 from chatmigrate.targets._mm_package import SYSTEM_EMOJI
-from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage, Target
+from chatmigrate.targets.contract import Capabilities, ExistingUser, LoadStats, RunInfo, Stage
 from chatmigrate.validate.findings import Finding, FindingSink
 
 SCHEME = "mattermost-import"
@@ -144,8 +144,9 @@ def hub_tables(prefix: str) -> sa.MetaData:
     return md
 
 
-class MattermostImport(Target):
+class MattermostImport(HubTarget):
     scheme: ClassVar[str] = SCHEME
+    summary_key: ClassVar[str] = "package"
     capabilities: ClassVar[Capabilities] = Capabilities(
         transactions=True, cursors=True, lock=True, delta_output=True, max_text=mm.MAX_POST_RUNES,
         needs_email=True, file_bytes=True,
@@ -180,13 +181,8 @@ class MattermostImport(Target):
         return f"{SCHEME}://{self.options.out}"
 
     @property
-    def hub(self) -> Loader:
-        if self._hub is None:
-            if self.hub_url.startswith("sqlite:///"):
-                Path(self.hub_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._hub = loader_for(self.hub_url, prefix=self.prefix)
-            self._hub.retry_seconds = self.retry_seconds
-        return self._hub
+    def place(self) -> str:
+        return f"package {self.options.out}"
 
     def table(self, name: str) -> sa.Table:
         return self._metadata.tables[f"{self.prefix}{name}"]
@@ -194,22 +190,8 @@ class MattermostImport(Target):
     def prepare(self) -> None:
         if not self.options.out.parent.is_dir():
             raise UsageError(f"--to: the folder {self.options.out.parent} does not exist; create it first")
-        self.hub.prepare()
+        super().prepare()
         self._metadata.create_all(self.hub.engine)
-
-    def cursors(self, source: str, scope: str) -> dict[str, str]:
-        return self.hub.cursors(source, scope)
-
-    def cursor_state(self) -> tuple[bool, str]:
-        exists, note = self.hub.cursor_state()
-        return exists, f"package {self.options.out}; hub {redact(self.hub_url)}: {note}"
-
-    def start_run(self, info: RunInfo) -> str | None:
-        self._run = info
-        return self.hub.start_run(info)
-
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        return self.hub.lock()
 
     def existing_users(self) -> list[ExistingUser]:
         """The server's users (`?users=`), read once; none when the option is not given."""
@@ -260,16 +242,6 @@ class MattermostImport(Target):
         writer = PackageWriter(self.hub.engine, self.hub.prefix, self.hub.metadata, self._metadata, self.options,
                                self.store, book, progress)
         self._summary = writer.write()
-
-    def summary(self) -> dict[str, Any]:
-        return dict(self._summary)
-
-    def finish_run(self, status: str, counts: dict[str, Any]) -> None:
-        self.hub.finish_run(status, {**counts, "package": {k: v for k, v in self._summary.items() if k != "lines"}})
-
-    def close(self) -> None:
-        if self._hub is not None:
-            self._hub.close()
 
     # -- helpers -------------------------------------------------------------------------------
     def _load_book(self) -> mm.NameBook:
