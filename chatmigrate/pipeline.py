@@ -211,9 +211,10 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
     source: Iterator[Item]
     if since and cursor_adjust is not None:
         handed = {channel: cursor_adjust(cursor) for channel, cursor in since.items()}
-        source = _keep_saved_cursors(extractor.records(since=handed), since, handed)
+        raw = extractor.records(since=handed)
+        source = _keep_saved_cursors(raw, since, handed)
     else:
-        source = extractor.records(since=since)
+        raw = source = extractor.records(since=since)
     stream: Iterator[Item] = _tallied(source, read)
     # The bar counts messages as read, before validation and the mapping leave any out: its total is
     # the export's (what `inspect` counts), the same whatever a run then rejects or skips.
@@ -244,6 +245,9 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
                 pass
         status = "ok"
     finally:
+        # A run that stops early (--max-errors, an error) ends the source now, while everything it
+        # holds is alive (files, a parsing process and its pipe), not whenever the collector gets to it.
+        _close(raw)
         sink.close()
         counts = _counts(read, loaded, accounting)
         if writer is not None:
@@ -259,6 +263,12 @@ def run(extractor: Extractor, target: Target | None, options: RunOptions,
                      dict(writer.stats.repairs) if writer is not None else {},
                      target.summary() if target is not None else {},
                      mapping_step.plan.as_json() if mapping_step is not None else None)
+
+
+def _close(items: Iterator[Item]) -> None:
+    close = getattr(items, "close", None)
+    if callable(close):
+        close()
 
 
 def _target_checked(items: Iterator[Item], accounting: Accounting) -> Iterator[Item]:
