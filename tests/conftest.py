@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -80,3 +81,13 @@ def _target_url(dialect: str, tmp_path: Path) -> Iterator[str]:
             else:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         admin.dispose()
+
+
+def sql_rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """The rows a SQL query gives on the database at `url` (a target or a hub), as tuples."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from chatmigrate import pipeline
 from chatmigrate.errors import UsageError
@@ -19,6 +18,7 @@ from chatmigrate.extractors import detect
 from chatmigrate.extractors.lanying_api import LanyingApi
 from chatmigrate.model import Channel, Checkpoint, Message, User
 from chatmigrate.targets import target_for
+from tests.conftest import sql_rows
 from tests.lanying_server import ADMIN_TOKEN, APP_ID, LanyingServer, running, target_url
 
 SLACK = Path(__file__).resolve().parents[2] / "samples" / "slack"
@@ -49,12 +49,7 @@ def source(server: LanyingServer, **options: str) -> LanyingApi:
 
 
 def hub_query(hub: Path, query: str) -> list[Any]:
-    engine = sa.create_engine(f"sqlite:///{hub}")
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
+    return sql_rows(f"sqlite:///{hub}", query)
 
 
 def test_it_reads_back_what_the_target_sent(filled: tuple[LanyingServer, Path]) -> None:

@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from chatmigrate.loaders.schema import SCHEMA_VERSION
+from tests.conftest import sql_rows
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "slack"
@@ -33,12 +32,7 @@ print("ok")
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(sa.text(sql))]
-    finally:
-        engine.dispose()
+    return sql_rows(url, sql)
 
 
 def test_first_runs_at_the_same_moment_create_one_schema(db_url: str, tmp_path: Path) -> None:

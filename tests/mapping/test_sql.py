@@ -7,13 +7,12 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import sqlalchemy as sa
-
 from chatmigrate import pipeline
 from chatmigrate.ids import record_id
 from chatmigrate.mapping import MappingSpec
 from chatmigrate.model import Item
 from chatmigrate.targets import target_for
+from tests.conftest import sql_rows
 from tests.targets.helpers import RecordSource
 
 from . import synth
@@ -31,12 +30,7 @@ def run(url: str, make: Callable[[], Iterator[Item]], spec: MappingSpec | None =
 
 
 def rows(url: str, query: str) -> list[Any]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
+    return sql_rows(url, query)
 
 
 MERGE = """

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from chatmigrate import pipeline
 from chatmigrate.extractors import detect
@@ -27,6 +26,7 @@ from chatmigrate.model import EXISTING_USER_PROP, Channel, Item, Message, Reacti
 from chatmigrate.targets import target_for
 from chatmigrate.targets._lanying_api import Pacer
 from chatmigrate.targets._lanying_rules import transaction_id, username
+from tests.conftest import sql_rows
 from tests.lanying_server import ADMIN_TOKEN, APP_ID, LanyingServer, running, target_url
 
 from .helpers import RecordSource
@@ -60,12 +60,7 @@ def migrate(url: str, location: Path | None = None, source: Any = None) -> pipel
 
 
 def hub_rows(hub: Path, query: str) -> list[Any]:
-    engine = sa.create_engine(f"sqlite:///{hub}")
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
+    return sql_rows(f"sqlite:///{hub}", query)
 
 
 def sent_parts(server: LanyingServer) -> dict[tuple[str, int], Any]:
