@@ -211,8 +211,11 @@ def child_load(path: str, url: str, rejects: str) -> dict[str, Any]:
     total = pc() - t0
     loader.close()
     exclusive = clock["load_call"] - clock["upstream"]
+    # With a writer thread the flushes overlap the reading thread and are not part of its own time.
+    background = loader.background_writes()
     return {"seconds": exclusive, "total_seconds": total, "upstream_seconds": clock["upstream"],
-            "flush_seconds": clock["flush"], "shaping_seconds": exclusive - clock["flush"],
+            "flush_seconds": clock["flush"], "background_writes": background,
+            "shaping_seconds": exclusive if background else exclusive - clock["flush"],
             "messages": result.counts["messages"]["loaded"], "rows_written": result.rows_written}
 
 
@@ -758,7 +761,7 @@ def scaling_run(messages: int, seed: int, base: dict[str, Any] | None, delete: b
         path.unlink(missing_ok=True)
         info["deleted_after"] = True
     out = {"messages": messages, "export": info, "migrate_sqlite": migrate}
-    if base and "peak_rss_mb" in migrate and base.get("peak_rss_mb"):
+    if base and "error" not in migrate and "peak_rss_mb" in migrate and base.get("peak_rss_mb"):
         out["rss_growth"] = round(migrate["peak_rss_mb"] / base["peak_rss_mb"] - 1, 3)
         out["base_messages"] = base.get("expected_messages")
     return out
@@ -964,6 +967,10 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args.child)
     if args.render:
         results = json.loads(args.render.read_text())
+        for data in results["forms"].values():
+            for measured in (data.get("targets") or {}).values():
+                measured["ratios"] = ratios(measured, data["stages"])
+                measured["shares"] = stage_shares(data["stages"], measured)
         results["checks"] = check_targets(results)
         args.render.with_suffix(".md").write_text(markdown(results))
         return 0
