@@ -15,9 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 Answer = Callable[[str, dict[str, str], dict[str, str]], tuple[int, Any, dict[str, str]]]
 
 
-@contextmanager
-def serving(answer: Answer) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 answering GETs with `answer`; yields its base URL."""
+def json_handler(answer: Answer) -> type[BaseHTTPRequestHandler]:
+    """A request handler answering GETs with `answer`'s JSON (a test may subclass it for more routes)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -36,6 +35,13 @@ def serving(answer: Answer) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    return Handler
+
+
+@contextmanager
+def serving(answer: Answer) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 answering GETs with `answer`; yields its base URL."""
+    Handler = json_handler(answer)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:

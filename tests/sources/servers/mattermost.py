@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.sources.servers import serving
+from tests.sources.servers import Answer, json_handler, serving
 
 SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "mattermost" / "export.jsonl"
 TOKEN = "s3cr3t-pat-token-0123456789"
@@ -216,28 +215,16 @@ class FakeServer:
 
 def handler_class(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     """The request handler on its own, for a test that extends the server (file downloads)."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            status, body, headers = server.answer(url.path, query, self.headers.get("Authorization"))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+    return json_handler(_answer_of(server))
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-    return Handler
+
+def _answer_of(server: FakeServer) -> Answer:
+    return lambda path, query, headers: server.answer(path, query, headers.get("Authorization"))
 
 
 @contextmanager
 def mattermost_server() -> Iterator[tuple[str, FakeServer]]:
     lines = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     state = FakeServer(lines)
-    with serving(lambda path, query, headers: state.answer(path, query, headers.get("Authorization"))) as url:
+    with serving(_answer_of(state)) as url:
         yield url, state
