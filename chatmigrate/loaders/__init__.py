@@ -208,10 +208,16 @@ class Loader(Target):
                     kind = column.type.compile(dialect=conn.dialect)
                     conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}")
 
-    def cursor_state(self) -> tuple[bool, str]:
+    @property
+    def file_missing(self) -> bool:
+        """An SQLite database whose file does not exist yet: connecting would create it, which a dry run
+        or a read must not."""
         database = self.engine.url.database
-        if self.engine.url.get_backend_name() == "sqlite" and database and database != ":memory:" \
-                and not Path(database).exists():
+        return (self.engine.url.get_backend_name() == "sqlite" and bool(database) and database != ":memory:"
+                and not Path(str(database)).exists())
+
+    def cursor_state(self) -> tuple[bool, str]:
+        if self.file_missing:
             return False, "the database file does not exist yet (the first sync creates it)"
         try:
             exists = sa.inspect(self.engine).has_table(self.table("sync_state").name)
@@ -224,10 +230,8 @@ class Loader(Target):
         """The users cm_users already holds, each with its whole record: a mapping that merges a source
         user onto one hands that record back unchanged, so its row (row_hash equal) is not rewritten."""
         users = self.table("users")
-        database = self.engine.url.database
-        if self.engine.url.get_backend_name() == "sqlite" and database and database != ":memory:" \
-                and not Path(database).exists():
-            return  # connecting would create the file: a dry run creates nothing
+        if self.file_missing:
+            return
         try:
             with self.engine.connect() as conn:
                 if not sa.inspect(conn).has_table(users.name):

@@ -28,8 +28,7 @@ class HubTarget(Target):
     @property
     def hub(self) -> Loader:
         if self._hub is None:
-            if self.hub_url.startswith("sqlite:///"):
-                Path(self.hub_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            # Building the loader connects to nothing: a dry run that only reads creates no file.
             self._hub = loader_for(self.hub_url, prefix=self.prefix)
             self._hub.retry_seconds = self.retry_seconds
         return self._hub
@@ -40,6 +39,8 @@ class HubTarget(Target):
         return self.safe_url
 
     def prepare(self) -> None:
+        if self.hub_url.startswith("sqlite:///"):
+            Path(self.hub_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.hub.prepare()
 
     def cursors(self, source: str, scope: str) -> dict[str, str]:

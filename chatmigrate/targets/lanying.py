@@ -151,8 +151,7 @@ class Lanying(HubTarget):
     def _registered_by_us(self) -> dict[str, str]:
         """蓝莺IM user id → canonical record id of the users earlier runs registered (reading only: a dry
         run creates no hub)."""
-        database = self.hub_url.removeprefix("sqlite:///") if self.hub_url.startswith("sqlite:///") else None
-        if database is not None and not Path(database).exists():
+        if self.hub.file_missing:
             return {}
         users = ledger_tables(self.prefix).tables[f"{self.prefix}ly_users"]
         with self.hub.engine.connect() as conn:

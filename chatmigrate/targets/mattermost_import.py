@@ -247,8 +247,7 @@ class MattermostImport(HubTarget):
     def _load_book(self) -> mm.NameBook:
         """The names given by earlier runs (from the hub, when it exists); a fresh book otherwise."""
         names = self.table("mm_names")
-        database = self.hub_url.removeprefix("sqlite:///") if self.hub_url.startswith("sqlite:///") else None
-        if database is not None and not Path(database).exists():
+        if self.hub.file_missing:
             return mm.NameBook()
         with self.hub.engine.connect() as conn:
             if not sa.inspect(conn).has_table(names.name):
