@@ -77,6 +77,8 @@ class Loader(Target):
         self.engine = self.create_engine(url)
         self.stats = LoadStats()
         self.run_id: str | None = None
+        # Tables empty when the current load began, written by insert_new (see _empty_tables).
+        self._fresh: set[str] = set()
         self._run_lock: contextlib.ExitStack | None = None
         self.cleaner = Cleaner({name: self.table(name) for name in COLUMNS}, self.text_rules)
 
@@ -87,6 +89,16 @@ class Loader(Target):
     def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
         """Insert or update `rows` of cm_<table> by key; return how many rows changed."""
         raise NotImplementedError
+
+    def insert_new(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        """Insert `rows` into cm_<table>, which held no rows when this load began: the dialect's plain
+        bulk path (no staging, no merge). A row whose key is already there must fail the statement
+        (`is_key_conflict`); the batch is then written again through `upsert`. Returns len(rows)."""
+        return self.upsert(conn, table, rows)
+
+    def is_key_conflict(self, exc: BaseException) -> bool:
+        """Is this driver error of `insert_new` a duplicate primary key?"""
+        return False
 
     def is_transient(self, exc: BaseException) -> bool:
         """Is this driver error worth retrying (connection lost, server going away, deadlock)?
@@ -323,6 +335,7 @@ class Loader(Target):
         Batches are written by one background thread (`_BatchWriter`) while this thread reads and
         shapes the next: the drivers release the GIL during database I/O, so on two cores the run
         takes about max(read, write) instead of their sum. At most one batch waits for the writer."""
+        self._fresh = self._retrying("looking for empty tables", self._empty_tables)
         pending = PendingRows(self.flush_rows)
         checkpoints: dict[tuple[str, str, str], Checkpoint] = {}
         clean = self.cleaner.clean
@@ -352,6 +365,17 @@ class Loader(Target):
             writer.close()
         return self.stats
 
+    def _empty_tables(self) -> set[str]:
+        """The tables holding no row yet: this load writes them by `insert_new`, the fast path of a first
+        migration (about what a bare bulk load costs the server, instead of staging plus a merge).
+
+        Sound because nothing else writes them meanwhile except a concurrent run, whose rows then
+        conflict like any row met twice: a conflict sends that table back to `upsert` for the rest of
+        this load, and the failed batch is written again. A resumed run finds its tables non-empty."""
+        with self.engine.connect() as conn:
+            return {name for name in COLUMNS
+                    if conn.execute(sa.select(sa.literal(1)).select_from(self.table(name)).limit(1)).first() is None}
+
     def background_writes(self) -> bool:
         """May batches be written from another thread? Not where the pool gives each thread its own
         connection (SQLite :memory:, SingletonThreadPool): the writer would see another database."""
@@ -380,13 +404,28 @@ class Loader(Target):
             with self.engine.begin() as conn:
                 for table, rows in batch:
                     for chunk in statements(rows, table, self.limits):
-                        written += self.upsert(conn, table, chunk)
+                        written += self._write_rows(conn, table, chunk)
                 for checkpoint in cursors:
                     self._save_cursor(conn, checkpoint)
             return written
 
-        self.stats.rows_written += self._retrying("writing a batch", write)
+        while True:
+            try:
+                self.stats.rows_written += self._retrying("writing a batch", write)
+                break
+            except _FreshConflict as conflict:  # rolled back: the same batch again, that table merged
+                self._fresh.discard(conflict.table)
         self.stats.commits += 1
+
+    def _write_rows(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        if table not in self._fresh:
+            return self.upsert(conn, table, rows)
+        try:
+            return self.insert_new(conn, table, rows)
+        except Exception as exc:
+            if self.is_key_conflict(getattr(exc, "orig", None) or exc):
+                raise _FreshConflict(table) from None
+            raise
 
     def _retrying(self, what: str, action: Callable[[], T]) -> T:
         """Run one transaction; repeat it with exponential backoff while failures are transient,
@@ -434,6 +473,14 @@ class Loader(Target):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _FreshConflict(Exception):
+    """`insert_new` met a key already in its table (a row seen twice, or a concurrent run's)."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(table)
+        self.table = table
 
 
 _Batch = tuple[list[tuple[str, list[Row]]], list[Checkpoint]]

@@ -303,11 +303,6 @@ class MysqlLoader(Loader):
 
         The staging table is TEMPORARY (no implicit commit, gone with the session, never seen by
         another) and has no index: it is read once, whole, by the merge."""
-        spool = self._spool_path()
-        with spool.open("w", encoding="utf-8", newline="\n") as out:
-            # In primary-key order: the merge reads the staging table in load order, and InnoDB inserts
-            # into its clustered index page after page instead of at random (uuid keys).
-            out.writelines("\t".join(map(_tsv, row)) + "\n" for row in sorted(rows, key=KEY_OF[table]))
         stage = f"_cm_stage_{table}"
         cols = ", ".join(f"`{c}`" for c in COLUMNS[table])
         driver = conn.connection.driver_connection
@@ -315,21 +310,48 @@ class MysqlLoader(Loader):
         try:
             cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS `{stage}`")
             cursor.execute(f"CREATE TEMPORARY TABLE `{stage}` SELECT {cols} FROM `{self.table(table).name}` LIMIT 0")
-            path = str(spool).replace("\\", "\\\\").replace("'", "\\'")
-            loaded = cursor.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{stage}` CHARACTER SET utf8mb4 "
-                                    f"({cols})")
-            # LOCAL turns a refused value into a warning (the server cannot stop the client's stream):
-            # any warning is an error here, so nothing is ever stored cut or converted silently.
-            if getattr(driver._result, "warning_count", 0) or loaded != len(rows):
-                cursor.execute("SHOW WARNINGS LIMIT 1")
-                first = cursor.fetchone()
-                raise TargetError(f"{self.safe_url}: LOAD DATA into {stage} took {loaded} of {len(rows)} rows"
-                                  + (f": {first[2]}" if first else ""))
+            self._load_into(cursor, stage, table, rows)
             affected = cursor.execute(self._merge_sql(table))
         finally:
             cursor.close()
         duplicates = _duplicates(driver)
         return max(affected - (duplicates or 0), 0)
+
+    def insert_new(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        """LOAD DATA LOCAL straight into the (empty at the start of the load) table, when the server
+        allows LOCAL; a key met twice is a duplicate-entry warning (LOCAL skips such rows), which
+        `_load_into` raises as a key conflict."""
+        if not self._load_data:
+            return self._insert(conn, table, rows)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            self._load_into(cursor, self.table(table).name, table, rows)
+        finally:
+            cursor.close()
+        return len(rows)
+
+    def is_key_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, _DuplicateKey) or (isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args)
+                                                  and exc.args[0] == _ER_DUP_ENTRY)
+
+    def _load_into(self, cursor: Any, into: str, table: str, rows: list[Row]) -> None:
+        spool = self._spool_path()
+        with spool.open("w", encoding="utf-8", newline="\n") as out:
+            # In primary-key order: InnoDB then inserts into its clustered index page after page instead
+            # of at random (uuid keys), and the merge reads the staging table in that order.
+            out.writelines("\t".join(map(_tsv, row)) + "\n" for row in sorted(rows, key=KEY_OF[table]))
+        cols = ", ".join(f"`{c}`" for c in COLUMNS[table])
+        path = str(spool).replace("\\", "\\\\").replace("'", "\\'")
+        loaded = cursor.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{into}` CHARACTER SET utf8mb4 ({cols})")
+        # LOCAL turns a refused value into a warning (the server cannot stop the client's stream):
+        # any warning is an error here, so nothing is ever stored cut or converted silently.
+        if getattr(cursor.connection._result, "warning_count", 0) or loaded != len(rows):
+            cursor.execute("SHOW WARNINGS LIMIT 1")
+            first = cursor.fetchone()
+            if first and first[1] == _ER_DUP_ENTRY:
+                raise _DuplicateKey(first[2])
+            raise TargetError(f"{self.safe_url}: LOAD DATA into {into} took {loaded} of {len(rows)} rows"
+                              + (f": {first[2]}" if first else ""))
 
     def close(self) -> None:
         if self._spool is not None:
@@ -359,6 +381,13 @@ def _server_rules(packet: int) -> TextRules:
     return TextRules(nul_allowed=True, max_text_bytes=MEDIUMTEXT_BYTES,
                      max_row_bytes=max(packet - _ROW_MARGIN, 1 << 20), escaped_chars="\\'\x00",
                      row_limit_name=f"max_allowed_packet {packet} bytes")
+
+
+_ER_DUP_ENTRY = 1062
+
+
+class _DuplicateKey(Exception):
+    """LOAD DATA LOCAL skipped a row whose key the table already holds (a warning, not an error)."""
 
 
 _DUPLICATES = re.compile(rb"Duplicates:\s*(\d+)")

@@ -113,13 +113,28 @@ class SqliteLoader(Loader):
             )
         return self._sql[table]
 
+    def _insert_sql(self, table: str) -> str:
+        cols = COLUMNS[table]
+        return f"INSERT INTO {self.table(table).name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
     def upsert(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        return self._execute(conn, self._upsert_sql(table), table, rows)
+
+    def insert_new(self, conn: sa.Connection, table: str, rows: list[Row]) -> int:
+        """Plain INSERT into a table empty at the start of the load: no conflict clause to evaluate."""
+        self._execute(conn, self._insert_sql(table), table, rows)
+        return len(rows)
+
+    def is_key_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
+
+    def _execute(self, conn: sa.Connection, statement: str, table: str, rows: list[Row]) -> int:
         time_columns = self._time_columns[table]
         if time_columns:
             rows = [_adapt(row, time_columns) for row in rows]
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.executemany(self._upsert_sql(table), rows)
+            cursor.executemany(statement, rows)
             return max(cursor.rowcount, 0)
         finally:
             cursor.close()

@@ -22,14 +22,6 @@ from .synth import items
 T0 = datetime(2021, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
 
-@pytest.fixture
-def loader(db_url: str) -> Iterator[Loader]:
-    loader = loader_for(db_url)
-    loader.prepare()
-    yield loader
-    loader.close()
-
-
 def _base() -> list[Item]:
     return [User(id="u1", source="t", source_id="U1", username="ann"),
             User(id="u2", source="t", source_id="U2", username="bob"),
