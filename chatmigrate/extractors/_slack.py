@@ -23,6 +23,7 @@ from chatmigrate.extractors._fields import (
     is_id,
     is_list,
     is_number,
+    is_object,
     is_text,
 )
 from chatmigrate.extractors._vocabulary import message_kind, role
@@ -34,6 +35,7 @@ from chatmigrate.redact import redact
 SOURCE = "slack"
 SLACKBOT = "USLACKBOT"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NOTHING: Mapping[str, Any] = {}
 # Message fields turned into canonical columns; everything else is kept verbatim in props.
 _CONSUMED = {"type", "ts", "user", "text", "thread_ts", "edited", "reactions", "files", "file", "pinned_to",
              "user_profile", "subtype"}
@@ -50,7 +52,9 @@ _CHANNEL = Spec(id=is_id, name=is_text, members=ListOf(is_id), topic=Spec(value=
 _FILE = Spec(id=either(is_id, is_number), name=is_text, title=is_text, mimetype=is_text, size=is_number,
              url_private=is_text, url_private_download=is_text, mode=is_text, is_external=is_bool)
 _MESSAGE = Spec(type=is_text, user=is_id, bot_id=is_id, text=is_text, subtype=is_text, thread_ts=is_id,
-                username=is_text, edited=Spec(user=is_id), pinned_to=is_list, user_profile=_PROFILE,
+                # user_profile's own fields are checked only when it is read (_discover_user): on every other
+                # message it is a copy of a known user's profile, never stored.
+                username=is_text, edited=Spec(user=is_id), pinned_to=is_list, user_profile=is_object,
                 bot_profile=Spec(name=is_text, deleted=is_bool),
                 reactions=ListOf(Spec(name=is_text, users=ListOf(is_id), count=is_number)),
                 files=ListOf(_FILE), file=_FILE)
@@ -68,8 +72,12 @@ _FILE_PROPS = ("title", "filetype", "pretty_type", "mode", "is_external", "exter
 FileBytes = Callable[[Mapping[str, Any], dict[str, Any], list[Unreadable]], tuple[int | None, str | None, str | None]]
 
 
-def parse_ts(value: Any) -> datetime | None:
-    """Slack `ts` ("1595859977.000300") → UTC datetime, exactly (never through a float)."""
+# The last second a datetime can hold (9999-12-31T23:59:59Z): a larger `ts` is unreadable.
+_MAX_SECONDS = 253_402_300_799
+
+
+def _ts_parts(value: Any) -> tuple[int, int] | None:
+    """A Slack `ts` ("1595859977.000300") as (seconds, microseconds), exactly (never through a float)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
@@ -78,10 +86,18 @@ def parse_ts(value: Any) -> datetime | None:
     if not (seconds.isdigit() and seconds.isascii() and len(seconds) <= 12 and len(fraction) <= 6
             and (not fraction or (fraction.isdigit() and fraction.isascii()))):
         return None
-    try:
-        return _EPOCH + timedelta(seconds=int(seconds), microseconds=int(fraction.ljust(6, "0")))
-    except OverflowError:
+    whole = int(seconds)
+    if whole > _MAX_SECONDS:
         return None
+    return whole, int(fraction.ljust(6, "0")) if fraction else 0
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """Slack `ts` ("1595859977.000300") → UTC datetime, exactly (never through a float)."""
+    parts = _ts_parts(value)
+    if parts is None:
+        return None
+    return _EPOCH + timedelta(seconds=parts[0], microseconds=parts[1])
 
 
 def ts_text(when: datetime) -> str:
@@ -91,12 +107,9 @@ def ts_text(when: datetime) -> str:
 
 
 def ts_key(value: Any) -> tuple[int, int]:
-    """A `ts` as a sortable pair (unreadable ones first)."""
-    when = parse_ts(value) if isinstance(value, str) else None
-    if when is None:
-        return (0, 0)
-    delta = when - _EPOCH
-    return delta.days * 86400 + delta.seconds, delta.microseconds
+    """A `ts` as a sortable pair (unreadable ones first). Computed without a datetime: every message of
+    a day file is sorted by it."""
+    return (_ts_parts(value) if isinstance(value, str) else None) or (0, 0)
 
 
 def strip_file_token(url: str | None) -> str | None:
@@ -223,22 +236,27 @@ class SlackConverter:
             props[UNREADABLE] = bad
         if text != text_source:
             props["source_text"] = text_source
+        source_id = f"{conversation.native_id}/{ts}"
         thread_ts = raw.get("thread_ts")
         thread_root_id = None
         if isinstance(thread_ts, str) and thread_ts != ts:
             thread_root_id = self.id("message", f"{conversation.native_id}/{thread_ts}")
-        edited = raw.get("edited") or {}
+        edited = raw.get("edited") or _NOTHING
         if edited.get("user"):
             props["edited_by"] = edited["user"]
-        reactions, reaction_counts = self._reactions(raw.get("reactions"))
-        if reaction_counts:
-            props["reaction_counts"] = reaction_counts
-        unreadable: list[Unreadable] = []
-        files = self._files(raw, unreadable)
-        yield from unreadable
+        reactions: tuple[Reaction, ...] = ()
+        if "reactions" in raw:
+            reactions, reaction_counts = self._reactions(raw["reactions"])
+            if reaction_counts:
+                props["reaction_counts"] = reaction_counts
+        files: tuple[File, ...] = ()
+        if "files" in raw or "file" in raw:
+            unreadable: list[Unreadable] = []
+            files = self._files(raw, unreadable)
+            yield from unreadable
         yield Message(
-            id=self.id("message", f"{conversation.native_id}/{ts}"), source=SOURCE,
-            source_id=f"{conversation.native_id}/{ts}", channel_id=conversation.channel_id,
+            id=self.id("message", source_id), source=SOURCE,
+            source_id=source_id, channel_id=conversation.channel_id,
             user_id=self.user_id(author) if author else None, created_at=created_at,
             kind=message_kind("slack-subtypes", subtype), text=text,
             thread_root_id=thread_root_id, edited_at=parse_ts(edited.get("ts")),
@@ -253,13 +271,16 @@ class SlackConverter:
         profile = raw.get("user_profile") if isinstance(raw.get("user_profile"), dict) else None
         bot_profile = raw.get("bot_profile") if isinstance(raw.get("bot_profile"), dict) else {}
         if profile is not None:
+            profile, bad = checked(profile, _PROFILE)
             username = profile.get("name") or author
             flags = {flag for flag in ("is_restricted", "is_ultra_restricted") if profile.get(flag)}
+            props: dict[str, Any] = {"discovered_from": "message user_profile", "team": profile.get("team")}
+            if bad:
+                props[UNREADABLE] = {f"user_profile.{path}": value for path, value in bad.items()}
             user = User(self.user_id(author), SOURCE, author, str(username),
                         display_name=profile.get("display_name") or profile.get("real_name") or None,
                         first_name=profile.get("first_name") or None, role=role(SOURCE, flags, False),
-                        props={"discovered_from": "message user_profile", "team": profile.get("team")},
-                        origin=origin)
+                        props=props, origin=origin)
         elif author == SLACKBOT or author == raw.get("bot_id"):
             username = "slackbot" if author == SLACKBOT else (bot_profile.get("name") or raw.get("username")
                                                                or author)
