@@ -750,21 +750,37 @@ def ratios(measured: dict[str, Any], stages: dict[str, Any]) -> dict[str, float 
             "validate_w1_speedup": frac(_seconds(measured.get("migrate_w1")), _seconds(stages.get("validate_w1")))}
 
 
-def scaling_run(messages: int, seed: int, base: dict[str, Any] | None, delete: bool, log: Any) -> dict[str, Any]:
-    """Slack → SQLite at a larger size: does peak RSS stay flat?"""
+def scaling_run(messages: int, seed: int, bases: dict[str, dict[str, Any]], targets: list[str], delete: bool,
+                log: Any) -> dict[str, Any]:
+    """Slack → each of `targets` at a larger size: does peak RSS stay flat? `bases` holds each target's
+    migrate at the run's own size, the reference of the growth."""
     info = ensure_export("slack", messages, seed, log)
     path = export_path("slack", messages, seed)
-    with tempfile.TemporaryDirectory(dir=DATA) as tmp, FreshDatabase("sqlite", Path(tmp)) as db:
-        log(f"scaling: chatmigrate migrate slack {messages:,} → sqlite")
-        migrate = run_cli(["migrate", str(path), "--to", db.url], messages)
+    out: dict[str, Any] = {"messages": messages, "export": info, "targets": {}}
+    for dialect in targets:
+        with tempfile.TemporaryDirectory(dir=DATA) as tmp, FreshDatabase(dialect, Path(tmp)) as db:
+            log(f"scaling: chatmigrate migrate slack {messages:,} → {dialect}")
+            migrate = run_cli(["migrate", str(path), "--to", db.url], messages)
+        entry: dict[str, Any] = {"migrate": migrate}
+        base = bases.get(dialect) or {}
+        if "error" not in migrate and "peak_rss_mb" in migrate and base.get("peak_rss_mb"):
+            entry["rss_growth"] = round(migrate["peak_rss_mb"] / base["peak_rss_mb"] - 1, 3)
+            if migrate.get("tree_peak_rss_mb") and base.get("tree_peak_rss_mb"):
+                entry["tree_rss_growth"] = round(migrate["tree_peak_rss_mb"] / base["tree_peak_rss_mb"] - 1, 3)
+            entry["base_messages"] = base.get("expected_messages")
+        out["targets"][dialect] = entry
     if delete:
         path.unlink(missing_ok=True)
         info["deleted_after"] = True
-    out = {"messages": messages, "export": info, "migrate_sqlite": migrate}
-    if base and "error" not in migrate and "peak_rss_mb" in migrate and base.get("peak_rss_mb"):
-        out["rss_growth"] = round(migrate["peak_rss_mb"] / base["peak_rss_mb"] - 1, 3)
-        out["base_messages"] = base.get("expected_messages")
     return out
+
+
+def _scaled(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A scaling entry's measurements per target (results written before --scale-targets held SQLite only)."""
+    if "targets" in scale:
+        return scale["targets"]
+    return {"sqlite": {"migrate": scale.get("migrate_sqlite", {}), "rss_growth": scale.get("rss_growth"),
+                       "base_messages": scale.get("base_messages")}}
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -794,9 +810,10 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{form} → {dialect}: validate ≥ {VALIDATE_SPEEDUP}× faster than migrate", speedup,
                 None if speedup is None else speedup >= VALIDATE_SPEEDUP)
     for scale in results.get("scaling", []):
-        growth = scale.get("rss_growth")
-        add(f"Slack → SQLite peak RSS growth {scale.get('base_messages')} → {scale['messages']} messages "
-            f"< {RSS_GROWTH:.0%}", growth, None if growth is None else growth < RSS_GROWTH)
+        for dialect, entry in _scaled(scale).items():
+            growth = entry.get("rss_growth")
+            add(f"Slack → {dialect} peak RSS growth {entry.get('base_messages')} → {scale['messages']} messages "
+                f"< {RSS_GROWTH:.0%} (largest process)", growth, None if growth is None else growth < RSS_GROWTH)
     return checks
 
 
@@ -861,18 +878,26 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_num(mig.get('cpu_seconds'), '{:.1f}')} | {rss} |")
     lines += _shares(results)
     if results.get("scaling"):
-        lines += ["", "## Memory as the export grows (Slack → SQLite, `chatmigrate migrate`)", "",
-                  "| messages | msgs/s | peak RSS MB (largest process) | process tree PSS MB | growth vs base (largest "
-                  "process) | load avg |", "|---:|---:|---:|---:|---:|---|"]
-        base = results["forms"].get("slack", {}).get("targets", {}).get("sqlite", {}).get("migrate")
-        if base:
-            lines.append(f"| {meta['messages']:,} | {_rate(base)} | {_num(base.get('peak_rss_mb'), '{:.0f}')} "
-                         f"| {_num(base.get('tree_peak_rss_mb'), '{:.0f}')} | – | {_load(base)} |")
-        for scale in results["scaling"]:
-            m = scale["migrate_sqlite"]
-            lines.append(f"| {scale['messages']:,} | {_rate(m)} | {_num(m.get('peak_rss_mb'), '{:.0f}')} "
-                         f"| {_num(m.get('tree_peak_rss_mb'), '{:.0f}')} | {_num(scale.get('rss_growth'), '{:+.1%}')} "
-                         f"| {_load(m)} |")
+        lines += ["", "## Memory as the export grows (Slack → each database, `chatmigrate migrate`)", "",
+                  "| target | messages | msgs/s | CPU s | peak RSS MB (largest process) | process tree PSS MB "
+                  "| growth vs base: largest process / tree | load avg |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+        dialects = dict.fromkeys(d for scale in results["scaling"] for d in _scaled(scale))
+        for dialect in dialects:
+            base = results["forms"].get("slack", {}).get("targets", {}).get(dialect, {}).get("migrate")
+            if base:
+                lines.append(f"| {dialect} | {meta['messages']:,} | {_rate(base)} | "
+                             f"{_num(base.get('cpu_seconds'), '{:.1f}')} | {_num(base.get('peak_rss_mb'), '{:.0f}')} "
+                             f"| {_num(base.get('tree_peak_rss_mb'), '{:.0f}')} | – | {_load(base)} |")
+            for scale in results["scaling"]:
+                entry = _scaled(scale).get(dialect)
+                if entry is None:
+                    continue
+                m = entry["migrate"]
+                lines.append(f"| {dialect} | {scale['messages']:,} | {_rate(m)} "
+                             f"| {_num(m.get('cpu_seconds'), '{:.1f}')} | {_num(m.get('peak_rss_mb'), '{:.0f}')} "
+                             f"| {_num(m.get('tree_peak_rss_mb'), '{:.0f}')} "
+                             f"| {_num(entry.get('rss_growth'), '{:+.1%}')} / "
+                             f"{_num(entry.get('tree_rss_growth'), '{:+.1%}')} | {_load(m)} |")
     lines += ["", "## Goals", "", "| goal | measured | met |", "|---|---:|---|"]
     for check in results["checks"]:
         met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
@@ -957,7 +982,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-servers", action="store_true",
                         help="fail when PostgreSQL or MariaDB is unreachable (default: report and go on)")
     parser.add_argument("--scale-to", type=generate.parse_count, action="append", default=[],
-                        help="also run Slack → SQLite migrate at this size, for peak RSS growth (repeatable)")
+                        help="also run Slack → each --scale-targets migrate at this size, for peak RSS growth "
+                             "(repeatable)")
+    parser.add_argument("--scale-targets", default="sqlite",
+                        help="the databases of the --scale-to runs (default sqlite; e.g. postgresql,mariadb,sqlite)")
     parser.add_argument("--delete-large", action="store_true", help="delete --scale-to exports after use")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.json / latest.md go")
     parser.add_argument("--data", type=Path, default=DATA, help="where exports and row spools are cached")
@@ -1007,8 +1035,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{form}: not available yet")
             continue
         results["forms"][form] = bench_form(form, forms[form], messages, args.seed, targets, not args.no_peers, log)
-    base = results["forms"].get("slack", {}).get("targets", {}).get("sqlite", {}).get("migrate")
-    results["scaling"] = [scaling_run(size, args.seed, base, args.delete_large, log) for size in args.scale_to]
+    bases = {dialect: measured.get("migrate") or {}
+             for dialect, measured in results["forms"].get("slack", {}).get("targets", {}).items()}
+    scale_targets = [d for d in args.scale_targets.split(",") if d in targets]
+    results["scaling"] = [scaling_run(size, args.seed, bases, scale_targets, args.delete_large, log)
+                          for size in args.scale_to]
     results["checks"] = check_targets(results)
     results["meta"]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.results.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ def test_harness_measures_every_stage_at_a_tiny_size(tmp_path: Path) -> None:
     results_dir = tmp_path / "results"
     cmd = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--messages", "300", "--forms",
            "slack,mattermost,rocketchat", "--targets", ",".join(targets), "--data", str(tmp_path / "data"),
-           "--results", str(results_dir)]
+           "--results", str(results_dir), "--scale-to", "600", "--scale-targets", ",".join(targets)]
     if IN_CI:
         cmd.append("--require-servers")
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1_500)
@@ -143,10 +143,16 @@ def test_harness_measures_every_stage_at_a_tiny_size(tmp_path: Path) -> None:
                 assert measured[stage]["messages"] == 300, (form, dialect, stage)
             assert measured["ratios"]["migrate_vs_bare"] > 0
             assert measured["migrate"]["peak_rss_mb"] > 10
+    [scale] = results["scaling"]
+    assert scale["messages"] == 600 and set(scale["targets"]) == set(targets)
+    for dialect, entry in scale["targets"].items():
+        assert entry["migrate"]["messages"] == 600, (dialect, entry)
+        assert entry["base_messages"] == 300 and isinstance(entry["rss_growth"], float)
     goals = {check["goal"] for check in results["checks"]}
     assert any("validate" in goal for goal in goals) and any("peak RSS" in goal for goal in goals)
+    assert sum("peak RSS growth" in goal for goal in goals) == len(targets)
     table = (results_dir / "latest.md").read_text()
-    assert "| slack → sqlite |" in table and "## Goals" in table
+    assert "| slack → sqlite |" in table and "## Goals" in table and "| sqlite | 600 |" in table
     # The cached exports were made inside --data, never in the repository's benchmarks/data/.
     assert (tmp_path / "data" / generate.default_name("slack", 300, 1)).exists()
 
