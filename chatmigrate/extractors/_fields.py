@@ -85,14 +85,13 @@ class ListOf:
 class Spec:
     """The expected type of each field a document may have; absent and null fields always pass."""
 
-    __slots__ = ("_by_name", "_table", "fields")
+    __slots__ = ("_table", "fields")
 
     def __init__(self, **fields: Check | ListOf | Spec) -> None:
         self.fields: Mapping[str, Check | ListOf | Spec] = fields
         # (name, types accepted outright, ASCII text accepted outright, the full check)
         self._table = tuple((name, *_FAST.get(kind, (frozenset(), False)), kind)  # type: ignore[arg-type]
                             for name, kind in fields.items())
-        self._by_name = {entry[0]: entry for entry in self._table}
 
 
 def checked(raw: Mapping[str, Any], spec: Spec) -> tuple[Mapping[str, Any], dict[str, Any]]:
@@ -106,8 +105,9 @@ def checked(raw: Mapping[str, Any], spec: Spec) -> tuple[Mapping[str, Any], dict
 
 def _clean(raw: Mapping[str, Any], spec: Spec, prefix: str, bad: dict[str, Any]) -> Mapping[str, Any]:
     changed: dict[str, Any] | None = None
-    for name, fast, ascii_ok, kind in _fields_present(raw, spec):
-        value = raw[name]
+    get = raw.get
+    for name, fast, ascii_ok, kind in spec._table:
+        value = get(name)
         if value is None:
             continue
         kind_of = type(value)
@@ -130,15 +130,6 @@ def _clean(raw: Mapping[str, Any], spec: Spec, prefix: str, bad: dict[str, Any])
             else:
                 changed[name] = new
     return raw if changed is None else changed
-
-
-def _fields_present(raw: Mapping[str, Any], spec: Spec) -> Any:
-    """The spec entries of the fields `raw` has, walking whichever of the two is shorter (a message has
-    a handful of the fifteen fields its spec knows; a user object may have dozens the spec ignores)."""
-    if len(raw) < len(spec._table):
-        by_name = spec._by_name
-        return [by_name[name] for name in raw if name in by_name]
-    return [entry for entry in spec._table if entry[0] in raw]
 
 
 def _clean_list(items: list[Any], item: Check | Spec, path: str, bad: dict[str, Any]) -> list[Any]:

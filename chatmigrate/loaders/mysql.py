@@ -322,7 +322,7 @@ class MysqlLoader(Loader):
         allows LOCAL; a key met twice is a duplicate-entry warning (LOCAL skips such rows), which
         `_load_into` raises as a key conflict."""
         if not self._load_data:
-            return self._insert(conn, table, rows)
+            return self.upsert(conn, table, rows)  # the multi-row INSERT path has no plainer form
         cursor = conn.connection.driver_connection.cursor()
         try:
             self._load_into(cursor, self.table(table).name, table, rows)
@@ -331,8 +331,7 @@ class MysqlLoader(Loader):
         return len(rows)
 
     def is_key_conflict(self, exc: BaseException) -> bool:
-        return isinstance(exc, _DuplicateKey) or (isinstance(exc, pymysql.err.IntegrityError) and bool(exc.args)
-                                                  and exc.args[0] == _ER_DUP_ENTRY)
+        return isinstance(exc, _DuplicateKey)
 
     def _load_into(self, cursor: Any, into: str, table: str, rows: list[Row]) -> None:
         spool = self._spool_path()
